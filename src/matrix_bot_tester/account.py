@@ -1,0 +1,150 @@
+"""Who we are: the account file (homeserver, user, secret, who to test).
+
+Compatible with the original tool's files (``user``, ``password``,
+``homeserver_url``, ``user_to_test``), plus ``access_token``/``device_id``
+and ``${ENV_VAR}`` expansion in any value so secrets can stay out of files.
+Secrets are held as ``SecretStr`` so that no repr, log or error shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from matrix_bot_tester import yamlfile
+from matrix_bot_tester.errors import InputError
+
+_MXID = re.compile(r"^@[^:\s]+:[^\s]+$")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _user_id(value: str) -> str:
+    if not _MXID.match(value):
+        raise PydanticCustomError(
+            "bad_user_id",
+            "{value!r} is not a full Matrix user ID",
+            {"value": value, "hint": "write it as '@name:server.example'"},
+        )
+    return value
+
+
+class _AccountModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    user: str
+    homeserver_url: str
+    password: SecretStr | None = None
+    access_token: SecretStr | None = None
+    device_id: str | None = None
+    user_to_test: str | None = None
+
+    @field_validator("user", "user_to_test")
+    @classmethod
+    def _mxid(cls, value: str | None) -> str | None:
+        return None if value is None else _user_id(value)
+
+    @field_validator("homeserver_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise PydanticCustomError(
+                "bad_url",
+                "homeserver_url must be an http:// or https:// URL",
+                {"hint": "for example 'http://localhost:8008'"},
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _has_secret(self) -> _AccountModel:
+        if self.password is None and self.access_token is None:
+            raise PydanticCustomError(
+                "no_secret",
+                "the account needs 'password' or 'access_token'",
+                {"hint": "use '${MY_BOT_PASSWORD}' to read it from the environment"},
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class Account:
+    path: str
+    user: str
+    homeserver_url: str
+    password: SecretStr | None
+    access_token: SecretStr | None
+    device_id: str | None
+    user_to_test: str | None
+
+    @property
+    def server_name(self) -> str:
+        return self.user.split(":", 1)[1]
+
+
+def _expand(doc: yamlfile.LocatedDocument, value: Any, loc: yamlfile.PathKey) -> Any:
+    """Replace ``${NAME}`` by the environment's value, recursively."""
+    if isinstance(value, dict):
+        return {k: _expand(doc, v, (*loc, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(doc, v, (*loc, i)) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise doc.error(
+                f"environment variable {name} is not set",
+                loc,
+                hint=f"export {name}=... before running",
+            )
+        return os.environ[name]
+
+    return _ENV.sub(substitute, value)
+
+
+def from_document(doc: yamlfile.LocatedDocument) -> Account:
+    if not isinstance(doc.data, dict):
+        raise doc.error(
+            "an account file must be a mapping with 'user', 'homeserver_url' and a secret",
+            hint="see the README's 'Account file' section",
+        )
+    data = _expand(doc, doc.data, ())
+    try:
+        model = _AccountModel.model_validate(data)
+    except ValidationError as exc:
+        raise yamlfile.validation_error(doc, exc) from None
+    return Account(
+        path=doc.path,
+        user=model.user,
+        homeserver_url=model.homeserver_url,
+        password=model.password,
+        access_token=model.access_token,
+        device_id=model.device_id,
+        user_to_test=model.user_to_test,
+    )
+
+
+def load_account(path: str | os.PathLike[str]) -> Account:
+    """Load and validate an account file; raises InputError with file:line:col."""
+    return from_document(yamlfile.load(path, "account file"))
+
+
+def parse_account(text: str, path: str = "<string>") -> Account:
+    return from_document(yamlfile.parse(text, path))
+
+
+__all__ = ["Account", "InputError", "load_account", "parse_account"]

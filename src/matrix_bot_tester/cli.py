@@ -1,0 +1,346 @@
+"""The command line: parse arguments, wire the rooms together, map outcomes to exit codes.
+
+Exit codes (also in the README): 0 passed, 1 a conversation failed, 2 bad
+input (nothing was sent), 3 infrastructure, 130 interrupted (143 on SIGTERM).
+A user never sees a traceback: every error becomes one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from matrix_bot_tester import __version__
+from matrix_bot_tester.account import Account, load_account
+from matrix_bot_tester.conversation import Conversation
+from matrix_bot_tester.errors import ExitCode, InfrastructureError, InputError, TesterError
+from matrix_bot_tester.report import ConsoleReporter, json_report, junit_xml, write_atomically
+from matrix_bot_tester.result import ConversationResult, Failure, Outcome, exit_code
+from matrix_bot_tester.script import Role, Script, load_script
+
+SIGTERM_EXIT = 143
+
+
+@dataclass
+class RunOptions:
+    account: Account
+    scripts: list[Script]
+    partner: str | None
+    timeout: float | None = None
+    junit_xml: str | None = None
+    json: str | None = None
+    verbose: bool = False
+    results: list[ConversationResult] = field(default_factory=list)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 86400 seconds")
+    return value
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="S",
+        help="seconds to wait for each reply (default 30; a step's own timeout wins)",
+    )
+    parser.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+    parser.add_argument("--json", metavar="PATH", help="write a JSON report")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show each step live, with its latency"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="matrix-bot-tester",
+        description="Replay YAML conversations against a Matrix bot over a real homeserver.",
+        epilog="Exit codes: 0 passed, 1 a conversation failed, 2 bad input, 3 infrastructure,"
+        " 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # The original tool's invocation: matrix-bot-tester -b ACCOUNT -r SCRIPT
+    parser.add_argument(
+        "-b",
+        "--bot-config",
+        metavar="ACCOUNT",
+        help="account file (the original tool's invocation)",
+    )
+    parser.add_argument(
+        "-r", "--replay", metavar="SCRIPT", help="script file (the original tool's invocation)"
+    )
+    _add_run_options(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run scripts against a bot")
+    run.add_argument("scripts", nargs="+", metavar="SCRIPT")
+    run.add_argument("-a", "--account", required=True, metavar="ACCOUNT", help="account file")
+    run.add_argument(
+        "--bot",
+        metavar="@BOT:SERVER",
+        help="the bot to test (overrides user_to_test in the account file)",
+    )
+    _add_run_options(run)
+
+    validate = commands.add_parser("validate", help="check script files without connecting")
+    validate.add_argument("scripts", nargs="+", metavar="SCRIPT")
+    validate.add_argument("-a", "--account", metavar="ACCOUNT", help="also check an account file")
+
+    homeserver = commands.add_parser("homeserver", help="a throwaway local Synapse")
+    hs = homeserver.add_subparsers(dest="hs_command", metavar="ACTION", required=True)
+    start = hs.add_parser("start", help="start Synapse in DIR and wait until it is healthy")
+    start.add_argument("--dir", required=True, type=Path)
+    start.add_argument("--port", type=int, default=8008)
+    start.add_argument("--server-name", default="localhost")
+    start.add_argument(
+        "--default-rate-limits",
+        action="store_true",
+        help="keep Synapse's default rate limits (normally raised for tests)",
+    )
+    stop = hs.add_parser("stop", help="stop the Synapse in DIR")
+    stop.add_argument("--dir", required=True, type=Path)
+    status = hs.add_parser("status", help="say whether a Synapse runs in DIR")
+    status.add_argument("--dir", required=True, type=Path)
+    register = hs.add_parser("register", help="create a user via the shared-secret admin API")
+    register.add_argument("--dir", required=True, type=Path)
+    register.add_argument("user", help="local part (alice) or full ID (@alice:server)")
+    register.add_argument("password")
+    register.add_argument("--admin", action="store_true")
+
+    demo = commands.add_parser(
+        "demo", help="start a throwaway Synapse and the example bot, run the example scripts"
+    )
+    demo.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def _partner(account: Account, override: str | None) -> str | None:
+    return override or account.user_to_test
+
+
+def _check_partner(options: RunOptions) -> None:
+    """Fail before connecting when a DM script has nobody to talk to (exit 2, nothing sent)."""
+    needs_partner = [s for s in options.scripts if s.role is Role.CLIENT]
+    if needs_partner and not options.partner:
+        raise InputError(
+            f"{needs_partner[0].path} opens a DM ('!dm'), but no bot to test is named",
+            hint=f"set 'user_to_test' in {options.account.path} or pass --bot @bot:server",
+        )
+    if options.partner and not options.partner.startswith("@"):
+        raise InputError(
+            f"--bot {options.partner!r} is not a Matrix user ID",
+            hint="write it as '@bot:server.example'",
+        )
+
+
+async def run_conversations(options: RunOptions, reporter: ConsoleReporter) -> None:
+    """One session, the scripts in a row; results appear in ``options.results`` as they go."""
+    from matrix_bot_tester.session import NioSession
+
+    session = NioSession(options.account)
+    try:
+        try:
+            await session.connect()
+        except InfrastructureError as exc:
+            for script in options.scripts:
+                options.results.append(_errored(script, options, exc))
+            return
+        for script in options.scripts:
+            conversation = Conversation(
+                script,
+                partner=options.partner,
+                timeout_override=options.timeout,
+                on_step=reporter.step_finished,
+            )
+            options.results.append(conversation.result)
+            reporter.conversation_started(conversation.result)
+            await conversation.run(session)
+            conversation.result.warnings.extend(session.warnings)
+            session.warnings.clear()
+            reporter.conversation_finished(conversation.result)
+    finally:
+        await session.close()
+
+
+def _errored(script: Script, options: RunOptions, exc: TesterError) -> ConversationResult:
+    return ConversationResult(
+        script_path=script.path,
+        name=script.name,
+        role=script.role.value,
+        user_id=options.account.user,
+        partner=options.partner,
+        outcome=Outcome.ERROR,
+        failure=Failure(step_index=None, line=None, reason=exc.one_line()),
+    )
+
+
+def _run(options: RunOptions, console: Console, err: Console) -> int:
+    _check_partner(options)
+    reporter = ConsoleReporter(console, verbose=options.verbose)
+    started = time.monotonic()
+    stopped_by: list[int] = []
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            stopped_by.append(signum)
+            task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        await run_conversations(options, reporter)
+
+    try:
+        asyncio.run(main())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        for result in options.results:
+            if result.outcome is Outcome.NOT_RUN:
+                result.outcome = Outcome.INTERRUPTED
+    duration = time.monotonic() - started
+    results = options.results
+    # Scripts that never started still appear in the reports, as not run.
+    done = len(results)
+    for script in options.scripts[done:]:
+        results.append(
+            ConversationResult(script_path=script.path, name=script.name, role=script.role.value)
+        )
+    code = int(exit_code(results))
+    if stopped_by:
+        code = SIGTERM_EXIT if stopped_by[0] == signal.SIGTERM else int(ExitCode.INTERRUPTED)
+        err.print("interrupted: partial results follow", highlight=False)
+        for result in results:
+            if result.outcome is Outcome.INTERRUPTED:
+                reporter.conversation_finished(result)
+    reporter.summary(results, duration)
+    if options.junit_xml:
+        write_atomically(options.junit_xml, junit_xml(results, duration))
+    if options.json:
+        write_atomically(options.json, json_report(results, duration, code))
+    return code
+
+
+def _validate(args: argparse.Namespace, console: Console) -> int:
+    for path in args.scripts:
+        script = load_script(path)
+        console.print(
+            f"ok {path} ({script.role.value} role, {len(script.steps)} steps)", highlight=False
+        )
+    if args.account:
+        account = load_account(args.account)
+        console.print(
+            f"ok {args.account} ({account.user} at {account.homeserver_url})", highlight=False
+        )
+    return int(ExitCode.PASSED)
+
+
+def _homeserver(args: argparse.Namespace, console: Console) -> int:
+    from matrix_bot_tester import homeserver
+
+    if args.hs_command == "start":
+        server = homeserver.start(
+            args.dir,
+            port=args.port,
+            server_name=args.server_name,
+            default_rate_limits=args.default_rate_limits,
+        )
+        console.print(server.url, highlight=False)
+    elif args.hs_command == "stop":
+        was_running = homeserver.stop(args.dir)
+        console.print("stopped" if was_running else "not running", highlight=False)
+    elif args.hs_command == "status":
+        running = homeserver.status(args.dir)
+        if running is None:
+            console.print("not running", highlight=False)
+            return int(ExitCode.INFRASTRUCTURE)
+        console.print(
+            f"running at {running.url} (server name {running.server_name})", highlight=False
+        )
+    elif args.hs_command == "register":
+        user = homeserver.register(args.dir, args.user, args.password, admin=args.admin)
+        if user is None:
+            console.print(f"{args.user} already exists", highlight=False)
+        else:
+            console.print(user.user_id, highlight=False)
+    return int(ExitCode.PASSED)
+
+
+def _dispatch(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, console: Console, err: Console
+) -> int:
+    if args.command == "validate":
+        return _validate(args, console)
+    if args.command == "homeserver":
+        return _homeserver(args, console)
+    if args.command == "demo":
+        from matrix_bot_tester.demo import run_demo
+
+        return run_demo(console, verbose=args.verbose)
+    if args.command == "run":
+        account_path, script_paths, partner = args.account, args.scripts, args.bot
+    elif args.bot_config or args.replay:
+        if not (args.bot_config and args.replay):
+            raise InputError(
+                "the original invocation needs both --bot-config and --replay",
+                hint="matrix-bot-tester -b ACCOUNT -r SCRIPT",
+            )
+        account_path, script_paths, partner = args.bot_config, [args.replay], None
+    else:
+        parser.print_help(sys.stderr)
+        return int(ExitCode.BAD_INPUT)
+    # Load everything before connecting: bad input means nothing is sent.
+    scripts = [load_script(path) for path in script_paths]
+    account = load_account(account_path)
+    options = RunOptions(
+        account=account,
+        scripts=scripts,
+        partner=_partner(account, partner),
+        timeout=args.timeout,
+        junit_xml=args.junit_xml,
+        json=args.json,
+        verbose=args.verbose,
+    )
+    return _run(options, console, err)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # nio logs warnings (429s, retries) that would break our one-line promise.
+    logging.getLogger("nio").setLevel(logging.CRITICAL)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    console = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args, parser, console, err)
+    except TesterError as exc:
+        err.print(f"error: {exc.one_line()}", markup=False, highlight=False)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        return int(ExitCode.INTERRUPTED)
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

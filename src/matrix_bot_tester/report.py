@@ -1,0 +1,218 @@
+"""Render results: the console (rich), JUnit XML and JSON.
+
+Every renderer reads only ``ConversationResult`` values; none looks back at
+the script or the network. Files are written atomically (temp file, then
+rename) so an interrupted run never leaves half a report over a good one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from matrix_bot_tester import __version__
+from matrix_bot_tester.matching import Message
+from matrix_bot_tester.result import ConversationResult, Outcome, StepResult
+
+JSON_SCHEMA_VERSION = 1
+
+_LABEL = {
+    Outcome.PASSED: ("PASS", "green"),
+    Outcome.FAILED: ("FAIL", "red"),
+    Outcome.ERROR: ("ERROR", "magenta"),
+    Outcome.INTERRUPTED: ("INTERRUPTED", "yellow"),
+    Outcome.NOT_RUN: ("NOT RUN", "dim"),
+}
+
+
+def _short(text: str | None, width: int = 80) -> str:
+    if text is None:
+        return ""
+    one_line = text.replace("\n", "⏎")
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+def _describe(message: Message) -> str:
+    return f"{message.body!r} from {message.sender} ({message.msgtype})"
+
+
+def transcript_lines(result: ConversationResult) -> list[str]:
+    """The conversation as a person would read it: time, direction, sender, text."""
+    lines = []
+    for entry in result.transcript:
+        arrow = "→" if entry.direction == "sent" else "←"
+        step = f"step {entry.step_index + 1}" if entry.step_index is not None else "unexpected"
+        lines.append(
+            f"{entry.at:7.3f}s {arrow} {entry.message.sender}: {_short(entry.message.body)}"
+            f"  [{entry.message.msgtype}, {step}]"
+        )
+    return lines
+
+
+def failure_lines(result: ConversationResult) -> list[str]:
+    """What went wrong, where, expected vs received, how long we waited."""
+    failure = result.failure
+    if failure is None:
+        return []
+    where = result.script_path
+    if failure.line:
+        where += f":{failure.line}"
+    step = f"step {failure.step_index + 1}" if failure.step_index is not None else "opening"
+    lines = [f"{where} ({step}): {failure.reason}"]
+    if failure.expected is not None:
+        lines.append(f"  expected: {failure.expected!r}")
+    if failure.received is not None:
+        lines.append(f"  received: {_describe(failure.received)}")
+    elif failure.expected is not None:
+        lines.append("  received: nothing")
+    if failure.waited is not None:
+        lines.append(f"  waited:   {failure.waited:.3f} s")
+    if failure.diff:
+        lines.extend("  " + line for line in failure.diff.splitlines())
+    return lines
+
+
+def failure_text(result: ConversationResult) -> str:
+    """The whole story of a failure: the failure, then the transcript so far."""
+    lines = failure_lines(result)
+    lines.append("transcript:" if result.transcript else "transcript: (no messages)")
+    lines.extend("  " + line for line in transcript_lines(result))
+    lines.extend(f"warning: {w}" for w in result.warnings)
+    return "\n".join(lines)
+
+
+class ConsoleReporter:
+    """Live lines while a run goes on, and the story of each failure at its end."""
+
+    def __init__(self, console: Console, *, verbose: bool = False) -> None:
+        self.console = console
+        self.verbose = verbose
+
+    def conversation_started(self, result: ConversationResult) -> None:
+        if self.verbose:
+            self.console.print(
+                f"[bold]{escape(result.name)}[/] ({escape(result.script_path)}, {result.role} role)"
+            )
+
+    def step_finished(self, step: StepResult) -> None:
+        if not self.verbose:
+            return
+        label, colour = _LABEL[step.outcome]
+        parts = [f"  [{colour}]{label:4}[/] step {step.index + 1} (line {step.line})"]
+        if step.send is not None:
+            parts.append(f"sent {escape(repr(_short(step.send, 40)))}")
+        if step.received is not None:
+            parts.append(f"got {escape(repr(_short(step.received.body, 40)))}")
+        if step.latency is not None:
+            parts.append(f"in {step.latency * 1000:.0f} ms")
+        self.console.print(" ".join(parts), highlight=False)
+
+    def conversation_finished(self, result: ConversationResult) -> None:
+        label, colour = _LABEL[result.outcome]
+        steps = sum(1 for s in result.steps if s.outcome is Outcome.PASSED)
+        self.console.print(
+            f"[{colour}]{label}[/] {escape(result.name)}"
+            f"  ({steps}/{len(result.steps)} steps, {result.duration:.2f} s)",
+            highlight=False,
+        )
+        if result.outcome is not Outcome.PASSED and result.failure is not None:
+            self.console.print(escape(failure_text(result)), highlight=False)
+        elif self.verbose:
+            for warning in result.warnings:
+                self.console.print(f"  warning: {escape(warning)}", highlight=False)
+
+    def summary(self, results: list[ConversationResult], duration: float) -> None:
+        counts = {outcome: 0 for outcome in Outcome}
+        for result in results:
+            counts[result.outcome] += 1
+        parts = [f"{counts[Outcome.PASSED]} passed", f"{counts[Outcome.FAILED]} failed"]
+        for outcome in (Outcome.ERROR, Outcome.INTERRUPTED, Outcome.NOT_RUN):
+            if counts[outcome]:
+                parts.append(f"{counts[outcome]} {outcome.value}")
+        self.console.print(f"{', '.join(parts)} in {duration:.2f} s", highlight=False)
+
+
+def write_atomically(path: str | os.PathLike[str], text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def junit_xml(results: list[ConversationResult], duration: float) -> str:
+    """One test case per conversation; infrastructure problems are errors, not failures."""
+    suite = ET.Element(
+        "testsuite",
+        name="matrix-bot-tester",
+        tests=str(len(results)),
+        failures=str(sum(r.outcome is Outcome.FAILED for r in results)),
+        errors=str(sum(r.outcome in (Outcome.ERROR, Outcome.INTERRUPTED) for r in results)),
+        skipped=str(sum(r.outcome is Outcome.NOT_RUN for r in results)),
+        time=f"{duration:.3f}",
+    )
+    for result in results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="matrix-bot-tester",
+            name=result.name,
+            file=result.script_path,
+            time=f"{result.duration:.3f}",
+        )
+        if result.failure is not None and result.failure.line:
+            case.set("line", str(result.failure.line))
+        headline = result.failure.reason if result.failure else ""
+        if result.outcome is Outcome.FAILED:
+            ET.SubElement(
+                case, "failure", message=headline, type="conversation"
+            ).text = failure_text(result)
+        elif result.outcome in (Outcome.ERROR, Outcome.INTERRUPTED):
+            ET.SubElement(
+                case, "error", message=headline, type=result.outcome.value
+            ).text = failure_text(result)
+        elif result.outcome is Outcome.NOT_RUN:
+            ET.SubElement(case, "skipped", message="not run")
+        out = "\n".join(transcript_lines(result))
+        if out:
+            ET.SubElement(case, "system-out").text = out
+    ET.indent(suite)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Outcome):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def json_report(results: list[ConversationResult], duration: float, exit_code: int) -> str:
+    document = {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "tool": {"name": "matrix-bot-tester", "version": __version__},
+        "exit_code": exit_code,
+        "duration": round(duration, 3),
+        "conversations": [
+            {k: _jsonable(v) for k, v in asdict(result).items()} for result in results
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

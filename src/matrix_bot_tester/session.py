@@ -1,0 +1,602 @@
+"""The only code that speaks Matrix: a ``Session`` on matrix-nio.
+
+It logs in, runs a sync loop *beside* the conversation (a background task
+that feeds per-room queues), and answers the conversation's questions
+("the next reply in this room, or None by the deadline").
+
+The rules that make replies trustworthy live here:
+
+* A watermark: rooms joined before the run only count events from syncs after
+  the first one, so history never satisfies an ``expect``.
+* A room entered during the run (created, invited to, joined) counts
+  everything after our own first membership event in it, so a client that
+  speaks before the mock bot has joined is still heard; a gappy (``limited``)
+  first timeline is fetched back until that membership event.
+* Our own events are never replies; event IDs are de-duplicated.
+* Every call has a deadline; 429s are waited out only within it, and a sync
+  loop that lost the homeserver turns a timeout into an infrastructure error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    ErrorResponse,
+    JoinedRoomsResponse,
+    JoinResponse,
+    LoginResponse,
+    MessageDirection,
+    RoomCreateResponse,
+    RoomMessagesResponse,
+    RoomPreset,
+    RoomSendResponse,
+    SyncResponse,
+    WhoamiResponse,
+)
+
+from matrix_bot_tester.account import Account
+from matrix_bot_tester.conversation import ConversationFailed, Reply
+from matrix_bot_tester.errors import InfrastructureError
+from matrix_bot_tester.matching import Event, is_reply
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The server holds a sync this long when nothing happens; short enough that
+# a lost connection is noticed quickly, long enough not to spin.
+SYNC_LONG_POLL_MS = 10_000
+# A single HTTP request may take this long before we call the server unresponsive.
+REQUEST_TIMEOUT = 30.0
+# How far back we page to find our own membership event in a gappy first timeline.
+BACKFILL_PAGES = 5
+BACKFILL_PAGE_SIZE = 100
+# Invites already pending at start may be stale rooms of earlier runs: their
+# messages count only if sent after this run began (allowing for clock skew).
+CLOCK_SKEW_MS = 2_000
+DEVICE_NAME = "matrix-bot-tester"
+
+_NOTHING: dict[str, Any] = {"not_types": ["*"]}
+
+# The first sync only sets the watermark and lists pending invites: no
+# timelines, no state, so an account with a thousand old rooms starts fast.
+INITIAL_FILTER: dict[str, Any] = {
+    "presence": _NOTHING,
+    "account_data": _NOTHING,
+    "room": {
+        "timeline": {"limit": 0},
+        "state": {"not_types": ["*"], "lazy_load_members": True},
+        "ephemeral": _NOTHING,
+        "account_data": _NOTHING,
+    },
+}
+
+STREAM_FILTER: dict[str, Any] = {
+    "presence": _NOTHING,
+    "account_data": _NOTHING,
+    "room": {
+        "timeline": {"limit": 50},
+        "state": {"lazy_load_members": True},
+        "ephemeral": _NOTHING,
+        "account_data": _NOTHING,
+    },
+}
+
+
+@dataclass
+class _RoomFeed:
+    """What we know about one room during the run."""
+
+    counting: bool  # do new timeline events count as conversation?
+    pending_at_start: bool = False
+    replies: deque[Reply] = field(default_factory=deque)
+    seen: set[str] = field(default_factory=set)
+    members: dict[str, str] = field(default_factory=dict)  # user -> membership, seen in the run
+
+
+def _membership(event: Event) -> str | None:
+    if event.get("type") != "m.room.member":
+        return None
+    content = event.get("content") or {}
+    value = content.get("membership")
+    return value if isinstance(value, str) else None
+
+
+class NioSession:
+    """A logged-in account with a sync loop running beside the conversation."""
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self._client = AsyncClient(
+            account.homeserver_url,
+            account.user,
+            device_id=account.device_id or "",
+            config=AsyncClientConfig(
+                # We wait out 429s and connection errors ourselves, within deadlines:
+                # nio's defaults retry forever.
+                max_limit_exceeded=0,
+                max_timeouts=0,
+                request_timeout=REQUEST_TIMEOUT,
+                encryption_enabled=False,
+                store_sync_tokens=False,
+            ),
+        )
+        self._logged_in_with_password = False
+        self._rooms: dict[str, _RoomFeed] = {}
+        self._invites: list[str] = []  # pending invites for us, oldest first
+        self._joining: set[str] = set()
+        self._joined_via_invite: list[str] = []
+        self._first_spoken: list[str] = []  # rooms in the order someone else first spoke
+        self._used_rooms: set[str] = set()
+        self._accept_invites = False
+        self._changed = asyncio.Condition()
+        self._sync_task: asyncio.Task[None] | None = None
+        self._join_tasks: set[asyncio.Task[None]] = set()
+        self._fatal: InfrastructureError | None = None
+        self._sync_failing_since: float | None = None
+        self._sync_failure: str = ""
+        self._run_started_ms = 0
+        self.warnings: list[str] = []
+        self.rate_limited_seconds = 0.0
+
+    @property
+    def user_id(self) -> str:
+        return self.account.user
+
+    @property
+    def url(self) -> str:
+        return self.account.homeserver_url
+
+    # ----------------------------------------------------------------- calls
+
+    async def _call(self, what: str, request: Callable[[], Awaitable[T]], deadline: float) -> T:
+        """One request within a deadline; 429s waited out, errors made one line."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise InfrastructureError(
+                    f"{what}: the homeserver at {self.url} did not answer in time"
+                )
+            try:
+                response = await asyncio.wait_for(request(), remaining)
+            except TimeoutError:
+                raise InfrastructureError(
+                    f"{what}: the homeserver at {self.url} did not answer in time"
+                ) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise InfrastructureError(
+                    f"{what}: cannot reach the homeserver at {self.url} ({type(exc).__name__})",
+                    hint="is the homeserver running and homeserver_url right?",
+                ) from None
+            if isinstance(response, ErrorResponse):
+                if response.status_code == "M_LIMIT_EXCEEDED":
+                    wait = (response.retry_after_ms or 1000) / 1000
+                    if time.monotonic() + wait > deadline:
+                        raise InfrastructureError(
+                            f"{what}: rate-limited by the homeserver (M_LIMIT_EXCEEDED, retry"
+                            f" after {wait:.1f} s) beyond the step's deadline",
+                            hint="raise the server's rate limits for the test account",
+                        )
+                    self.rate_limited_seconds += wait
+                    await asyncio.sleep(wait)  # the server told us how long; not a sync guess
+                    continue
+                if response.status_code == "M_UNKNOWN_TOKEN":
+                    raise InfrastructureError(
+                        f"{what}: the homeserver rejected the access token of {self.user_id}",
+                        hint="log in again or fix 'access_token' in the account file",
+                    )
+            return response
+
+    @staticmethod
+    def _error_text(response: Any) -> str:
+        code = getattr(response, "status_code", None) or "error"
+        message = getattr(response, "message", None) or ""
+        return f"{code} {message}".strip()
+
+    async def _raw(self, method: str, path: str, body: Any, deadline: float) -> tuple[int, Any]:
+        """A request nio has no helper for (account data)."""
+        import json
+
+        async def request() -> tuple[int, Any]:
+            response = await self._client.send(
+                method,
+                path,
+                None if body is None else json.dumps(body),
+                {
+                    "Authorization": f"Bearer {self._client.access_token}",
+                    "Content-Type": "application/json",
+                },
+            )
+            async with response:
+                try:
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    data = None
+                return response.status, data
+
+        return await self._call(f"{method} {path.split('?')[0]}", request, deadline)
+
+    # ------------------------------------------------------------ life cycle
+
+    async def connect(self, *, timeout: float = REQUEST_TIMEOUT) -> None:
+        """Log in (or check the token), set the watermark, start the sync loop."""
+        deadline = time.monotonic() + timeout
+        self._run_started_ms = int(time.time() * 1000)
+        account = self.account
+        if account.access_token is not None:
+            self._client.restore_login(
+                account.user, account.device_id or "", account.access_token.get_secret_value()
+            )
+            who = await self._call("checking the access token", self._client.whoami, deadline)
+            if not isinstance(who, WhoamiResponse):
+                raise InfrastructureError(
+                    f"the homeserver at {self.url} refused the access token of {account.user}:"
+                    f" {self._error_text(who)}",
+                    hint=f"fix 'access_token' in {account.path}",
+                )
+            if who.user_id != account.user:
+                raise InfrastructureError(
+                    f"the access token in {account.path} belongs to {who.user_id},"
+                    f" not {account.user}",
+                    hint="use the token of the account named in 'user'",
+                )
+        else:
+            assert account.password is not None
+            password = account.password.get_secret_value()
+            response = await self._call(
+                "logging in",
+                lambda: self._client.login(password=password, device_name=DEVICE_NAME),
+                deadline,
+            )
+            if not isinstance(response, LoginResponse):
+                raise InfrastructureError(
+                    f"login refused for {account.user} at {self.url}: {self._error_text(response)}",
+                    hint=f"check 'user' and 'password' in {account.path}",
+                )
+            self._logged_in_with_password = True
+
+        joined = await self._call("listing joined rooms", self._client.joined_rooms, deadline)
+        if isinstance(joined, JoinedRoomsResponse):
+            for room_id in joined.rooms:
+                self._rooms[room_id] = _RoomFeed(counting=True)
+        first = await self._call(
+            "first sync",
+            lambda: self._client.sync(timeout=0, sync_filter=INITIAL_FILTER),
+            deadline,
+        )
+        if not isinstance(first, SyncResponse):
+            raise InfrastructureError(f"first sync failed at {self.url}: {self._error_text(first)}")
+        for room_id, info in first.rooms.invite.items():
+            if self._invite_is_for_me(info.invite_state):
+                self._invites.append(room_id)
+        self._sync_task = asyncio.create_task(self._sync_forever(), name="matrix sync")
+
+    async def close(self) -> None:
+        """Stop syncing and, after a password login, log out so devices don't pile up."""
+        tasks = [t for t in (self._sync_task, *self._join_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 5)
+        if self._logged_in_with_password:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._client.logout(), 5)
+        with contextlib.suppress(Exception):
+            await self._client.close()
+
+    async def __aenter__(self) -> NioSession:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------- sync loop
+
+    async def _sync_forever(self) -> None:
+        backoff = 0.25
+        while True:
+            try:
+                response = await self._client.sync(
+                    timeout=SYNC_LONG_POLL_MS, sync_filter=STREAM_FILTER
+                )
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                await self._sync_trouble(f"cannot reach the homeserver ({type(exc).__name__})")
+                await asyncio.sleep(backoff)  # back-off before retrying a lost server
+                backoff = min(backoff * 2, 2.0)
+                continue
+            if not isinstance(response, SyncResponse):
+                if getattr(response, "status_code", None) == "M_UNKNOWN_TOKEN":
+                    self._fatal = InfrastructureError(
+                        f"the homeserver at {self.url} rejected the access token of {self.user_id}"
+                        " during the run",
+                        hint="was the device logged out by someone else?",
+                    )
+                    await self._notify()
+                    return
+                await self._sync_trouble(f"sync failed: {self._error_text(response)}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.25
+            self._sync_failing_since = None
+            await self._absorb(response)
+            await self._notify()
+
+    async def _sync_trouble(self, text: str) -> None:
+        if self._sync_failing_since is None:
+            self._sync_failing_since = time.monotonic()
+        self._sync_failure = text
+        await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _absorb(self, response: SyncResponse) -> None:
+        arrived = time.monotonic()
+        for room_id, info in response.rooms.join.items():
+            feed = self._rooms.get(room_id)
+            events = [e.source for e in info.timeline.events]
+            if feed is None:
+                feed = self._rooms[room_id] = _RoomFeed(counting=False)
+                if room_id in self._invites:
+                    feed.pending_at_start = True
+                if info.timeline.limited and not self._has_my_membership(events):
+                    events = await self._backfill(room_id, info.timeline.prev_batch) + events
+            self._take(room_id, feed, events, arrived)
+        for room_id, invite in response.rooms.invite.items():
+            if room_id not in self._invites and self._invite_is_for_me(invite.invite_state):
+                self._invites.append(room_id)
+        if self._accept_invites:
+            self._join_pending_invites()
+
+    def _has_my_membership(self, events: list[Event]) -> bool:
+        return any(
+            e.get("state_key") == self.user_id and _membership(e) in ("invite", "join")
+            for e in events
+        )
+
+    async def _backfill(self, room_id: str, prev_batch: str | None) -> list[Event]:
+        """Older events of a gappy first timeline, back to our own membership event."""
+        older: list[Event] = []
+        token = prev_batch
+        for _ in range(BACKFILL_PAGES):
+            if token is None:
+                break
+            try:
+                page = await asyncio.wait_for(
+                    self._client.room_messages(
+                        room_id,
+                        start=token,
+                        direction=MessageDirection.back,
+                        limit=BACKFILL_PAGE_SIZE,
+                    ),
+                    REQUEST_TIMEOUT,
+                )
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                break
+            if not isinstance(page, RoomMessagesResponse) or not page.chunk:
+                break
+            chunk = [e.source for e in page.chunk]  # newest first
+            older = list(reversed(chunk)) + older
+            if self._has_my_membership(chunk):
+                return older
+            token = page.end
+        self.warnings.append(
+            f"room {room_id}: the first sync had a gap that could not be fetched back;"
+            " replies may have been missed"
+        )
+        return older
+
+    def _take(self, room_id: str, feed: _RoomFeed, events: list[Event], arrived: float) -> None:
+        for event in events:
+            event_id = event.get("event_id")
+            if not isinstance(event_id, str) or event_id in feed.seen:
+                continue
+            feed.seen.add(event_id)
+            membership = _membership(event)
+            state_key = event.get("state_key")
+            if membership is not None and isinstance(state_key, str):
+                feed.members[state_key] = membership
+            if not feed.counting:
+                # Everything after our own first membership event is part of the run.
+                if state_key == self.user_id and membership in ("invite", "join"):
+                    feed.counting = True
+                continue
+            if not is_reply(event, self.user_id):
+                continue
+            if feed.pending_at_start and int(event.get("origin_server_ts") or 0) < (
+                self._run_started_ms - CLOCK_SKEW_MS
+            ):
+                continue  # a stale invite's room: its old messages are history
+            feed.replies.append(Reply(event=event, arrived=arrived))
+            if room_id not in self._first_spoken:
+                self._first_spoken.append(room_id)
+
+    def _invite_is_for_me(self, invite_state: list[Any]) -> bool:
+        """Invite state lists every member event; only ours, as 'invite', is an invitation.
+
+        nio's stripped invite events keep ``membership`` and ``state_key`` as
+        attributes (their ``source`` lacks the content), so read those.
+        """
+        return any(
+            getattr(e, "membership", None) == "invite"
+            and getattr(e, "state_key", None) == self.user_id
+            for e in invite_state
+        )
+
+    # ----------------------------------------------------------------- waits
+
+    async def _wait_for(self, probe: Callable[[], T | None], timeout: float) -> T | None:
+        """Re-check ``probe`` after every sync until it gives a value or time is up."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while True:
+                if self._fatal is not None:
+                    raise self._fatal
+                value = probe()
+                if value is not None:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def _raise_if_server_lost(self, what: str) -> None:
+        """A timeout while the homeserver is unreachable is not the bot's fault."""
+        if self._sync_failing_since is not None:
+            lost_for = time.monotonic() - self._sync_failing_since
+            raise InfrastructureError(
+                f"{what}: lost the homeserver at {self.url} for the last {lost_for:.0f} s"
+                f" ({self._sync_failure})",
+                hint="is the homeserver running?",
+            )
+
+    # ------------------------------------------------------ Session protocol
+
+    async def open_dm(self, partner: str, *, wait_for_join: bool, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        created = await self._call(
+            f"creating a DM with {partner}",
+            lambda: self._client.room_create(
+                is_direct=True, invite=[partner], preset=RoomPreset.trusted_private_chat
+            ),
+            deadline,
+        )
+        if not isinstance(created, RoomCreateResponse):
+            raise InfrastructureError(
+                f"creating a DM with {partner} failed: {self._error_text(created)}",
+                hint="does the bot's user ID exist on this homeserver?",
+            )
+        room_id = str(created.room_id)
+        await self._mark_direct(partner, room_id, deadline)
+        if not wait_for_join:
+            return room_id
+
+        def partner_state() -> str | None:
+            feed = self._rooms.get(room_id)
+            state = feed.members.get(partner) if feed else None
+            return state if state in ("join", "leave", "ban") else None
+
+        state = await self._wait_for(partner_state, max(0.0, deadline - time.monotonic()))
+        if state == "join":
+            return room_id
+        if state is None:
+            self._raise_if_server_lost(f"waiting for {partner} to join")
+            raise ConversationFailed(
+                f"{partner} did not join the DM within {timeout:g} s"
+                " (is the bot running and accepting invites?)"
+            )
+        raise ConversationFailed(f"{partner} rejected the invite to the DM ({state})")
+
+    async def _mark_direct(self, partner: str, room_id: str, deadline: float) -> None:
+        """Record the DM in m.direct, as Matrix clients do (nio does not)."""
+        path = f"/_matrix/client/v3/user/{quote(self.user_id, safe='')}/account_data/m.direct"
+        status, current = await self._raw("GET", path, None, deadline)
+        direct = current if status == 200 and isinstance(current, dict) else {}
+        rooms = [r for r in direct.get(partner, []) if isinstance(r, str)]
+        direct[partner] = [*rooms, room_id]
+        status, _ = await self._raw("PUT", path, direct, deadline)
+        if status != 200:
+            self.warnings.append(f"could not record the DM in m.direct (HTTP {status})")
+
+    async def join_room(self, room: str, *, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        response = await self._call(f"joining {room}", lambda: self._client.join(room), deadline)
+        if not isinstance(response, JoinResponse):
+            raise InfrastructureError(
+                f"cannot join {room}: {self._error_text(response)}",
+                hint="is the room ID or alias right, and may this account join it?",
+            )
+        return str(response.room_id)
+
+    async def wait_for_room(self, *, need_message: bool, timeout: float) -> str | None:
+        self._accept_invites = True
+        self._join_pending_invites()
+
+        def first_room() -> str | None:
+            # A room used by an earlier conversation of this run is not a new conversation.
+            candidates = self._first_spoken if need_message else self._joined_via_invite
+            return next((r for r in candidates if r not in self._used_rooms), None)
+
+        room = await self._wait_for(first_room, timeout)
+        if room is None:
+            self._raise_if_server_lost("waiting for a conversation")
+        else:
+            self._used_rooms.add(room)
+        return room
+
+    def _join_pending_invites(self) -> None:
+        for room_id in self._invites:
+            if room_id not in self._joining:
+                self._joining.add(room_id)
+                task = asyncio.create_task(self._join_invited(room_id), name=f"join {room_id}")
+                self._join_tasks.add(task)
+                task.add_done_callback(self._join_tasks.discard)
+
+    async def _join_invited(self, room_id: str) -> None:
+        """Join with growing pauses: a server may deliver the invite before the join can work."""
+        pause = 0.25
+        for _ in range(6):
+            try:
+                response = await asyncio.wait_for(self._client.join(room_id), REQUEST_TIMEOUT)
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                response = None
+            if isinstance(response, JoinResponse):
+                self._joined_via_invite.append(room_id)
+                await self._notify()
+                return
+            await asyncio.sleep(pause)  # back-off between join attempts
+            pause *= 2
+        self.warnings.append(f"could not join {room_id} after 6 attempts")
+
+    async def send_text(self, room_id: str, body: str, *, timeout: float) -> Event:
+        deadline = time.monotonic() + timeout
+        content = {"msgtype": "m.text", "body": body}
+        response = await self._call(
+            "sending a message",
+            lambda: self._client.room_send(room_id, "m.room.message", content),
+            deadline,
+        )
+        if not isinstance(response, RoomSendResponse):
+            raise InfrastructureError(f"sending to {room_id} failed: {self._error_text(response)}")
+        return {
+            "type": "m.room.message",
+            "event_id": response.event_id,
+            "sender": self.user_id,
+            "room_id": room_id,
+            "origin_server_ts": int(time.time() * 1000),
+            "content": content,
+        }
+
+    async def next_reply(self, room_id: str, *, timeout: float) -> Reply | None:
+        feed = self._rooms.setdefault(room_id, _RoomFeed(counting=False))
+        reply = await self._wait_for(
+            lambda: feed.replies.popleft() if feed.replies else None, timeout
+        )
+        if reply is None:
+            self._raise_if_server_lost("waiting for a reply")
+        return reply
+
+    def pending_replies(self, room_id: str) -> list[Reply]:
+        feed = self._rooms.get(room_id)
+        if feed is None:
+            return []
+        pending = list(feed.replies)
+        feed.replies.clear()
+        return pending

@@ -1,0 +1,189 @@
+"""Read a YAML file into plain data while remembering where every value stood.
+
+Pydantic tells us *which* value is wrong by its path (``messages.2.expect``);
+the user needs *where* it is (``script.yaml:7:5``). This module keeps that
+map, and turns YAML and validation errors into one-line ``InputError``s.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from matrix_bot_tester.errors import InputError
+
+PathKey = tuple[str | int, ...]
+
+# A script is a few kilobytes; refusing anything huge keeps a stray binary
+# or log file from eating memory before validation can reject it.
+MAX_FILE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Position:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass
+class LocatedDocument:
+    """The parsed data of one YAML file plus the position of each value and key."""
+
+    path: str
+    data: Any
+    values: dict[PathKey, Position] = field(default_factory=dict)
+    keys: dict[PathKey, Position] = field(default_factory=dict)
+
+    def position_of(self, loc: PathKey, *, prefer_key: bool = False) -> Position | None:
+        """The position of ``loc``, or of its nearest ancestor that we know."""
+        for end in range(len(loc), -1, -1):
+            prefix = loc[:end]
+            if prefer_key and prefix in self.keys:
+                return self.keys[prefix]
+            if prefix in self.values:
+                return self.values[prefix]
+        return None
+
+    def error(self, message: str, loc: PathKey = (), *, hint: str | None = None) -> InputError:
+        pos = self.position_of(loc)
+        return InputError(
+            message,
+            path=self.path,
+            line=pos.line if pos else None,
+            column=pos.column if pos else None,
+            hint=hint,
+        )
+
+
+def _position(node: yaml.Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _LocatingLoader(yaml.SafeLoader):
+    """SafeLoader that builds plain data and records positions on the way."""
+
+
+def _build(
+    loader: _LocatingLoader, node: yaml.Node, loc: PathKey, doc: LocatedDocument, depth: int
+) -> Any:
+    if depth > 50:
+        raise doc.error("the file is nested too deeply (more than 50 levels)", loc)
+    doc.values[loc] = _position(node)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                doc.values[(*loc, str(key))] = _position(key_node)
+                raise doc.error(
+                    f"keys must be text, got {key!r}", (*loc, str(key)), hint="quote the key"
+                )
+            child = (*loc, key)
+            if key in result:
+                doc.values[child] = _position(key_node)
+                raise doc.error(
+                    f"duplicate key {key!r}", child, hint="each key may appear once per mapping"
+                )
+            doc.keys[child] = _position(key_node)
+            result[key] = _build(loader, value_node, child, doc, depth + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _build(loader, item, (*loc, index), doc, depth + 1)
+            for index, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
+
+
+def read_text(path: str | os.PathLike[str], what: str) -> str:
+    """Read a small UTF-8 text file, or say in one line why we cannot."""
+    shown = os.fspath(path)
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise InputError(f"{what} is a directory, not a file", path=shown)
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(
+                f"{what} is {size} bytes; the limit is {MAX_FILE_BYTES}",
+                path=shown,
+                hint="is this the right file?",
+            )
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", path=shown, hint="check the path") from None
+    except PermissionError:
+        raise InputError(
+            f"{what} is not readable", path=shown, hint="check its permissions"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what}: {exc.strerror}", path=shown) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{what} is not UTF-8 text (bad byte at offset {exc.start})", path=shown
+        ) from None
+
+
+def parse(text: str, path: str) -> LocatedDocument:
+    """Parse one YAML document, keeping positions; YAML errors become InputError."""
+    doc = LocatedDocument(path=path, data=None)
+    loader = _LocatingLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            doc.data = _build(loader, node, (), doc, 0)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise InputError(
+            f"invalid YAML: {problem}",
+            path=path,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}", path=path) from None
+    except RecursionError:
+        raise InputError("the file is nested too deeply", path=path) from None
+    finally:
+        loader.dispose()
+    return doc
+
+
+def load(path: str | os.PathLike[str], what: str) -> LocatedDocument:
+    return parse(read_text(path, what), os.fspath(path))
+
+
+def validation_error(doc: LocatedDocument, exc: ValidationError) -> InputError:
+    """The first pydantic error, placed at its line, in words a user can act on."""
+    first = exc.errors(include_url=False)[0]
+    loc: PathKey = tuple(first["loc"])
+    kind = first["type"]
+    dotted = ".".join(str(part) for part in loc) or "the file"
+    if kind == "extra_forbidden":
+        pos = doc.position_of(loc, prefer_key=True)
+        message, hint = f"unknown key {loc[-1]!r}", "check the spelling; see the README"
+    elif kind == "missing":
+        pos = doc.position_of(loc)
+        message, hint = f"missing required key {loc[-1]!r}", None
+    else:
+        pos = doc.position_of(loc)
+        message, hint = f"{dotted}: {first['msg']}", None
+        ctx = first.get("ctx") or {}
+        if "hint" in ctx:
+            hint = str(ctx["hint"])
+    return InputError(
+        message,
+        path=doc.path,
+        line=pos.line if pos else None,
+        column=pos.column if pos else None,
+        hint=hint,
+    )
