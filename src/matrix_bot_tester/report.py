@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import asdict
@@ -92,9 +93,14 @@ def failure_text(result: ConversationResult) -> str:
 class ConsoleReporter:
     """Live lines while a run goes on, and the story of each failure at its end."""
 
-    def __init__(self, console: Console, *, verbose: bool = False) -> None:
+    def __init__(self, console: Console, err: Console, *, verbose: bool = False) -> None:
         self.console = console
+        self.err = err
         self.verbose = verbose
+
+    def error(self, line: str) -> None:
+        """A problem that stops the run before any conversation: one line on stderr."""
+        self.err.print(f"error: {line}", markup=False, highlight=False)
 
     def conversation_started(self, result: ConversationResult) -> None:
         if self.verbose:
@@ -153,6 +159,15 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
+# XML 1.0 cannot hold most control characters, yet a Matrix body may (a bot's ANSI
+# colours); ElementTree would write them as they are, and no parser could read the file.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def junit_xml(results: list[ConversationResult], duration: float) -> str:
     """One test case per conversation; infrastructure problems are errors, not failures."""
     suite = ET.Element(
@@ -175,18 +190,16 @@ def junit_xml(results: list[ConversationResult], duration: float) -> str:
         )
         if result.failure is not None and result.failure.line:
             case.set("line", str(result.failure.line))
-        headline = result.failure.reason if result.failure else ""
+        headline = _xml_text(result.failure.reason) if result.failure else ""
         if result.outcome is Outcome.FAILED:
-            ET.SubElement(
-                case, "failure", message=headline, type="conversation"
-            ).text = failure_text(result)
+            failure = ET.SubElement(case, "failure", message=headline, type="conversation")
+            failure.text = _xml_text(failure_text(result))
         elif result.outcome in (Outcome.ERROR, Outcome.INTERRUPTED):
-            ET.SubElement(
-                case, "error", message=headline, type=result.outcome.value
-            ).text = failure_text(result)
+            error = ET.SubElement(case, "error", message=headline, type=result.outcome.value)
+            error.text = _xml_text(failure_text(result))
         elif result.outcome is Outcome.NOT_RUN:
             ET.SubElement(case, "skipped", message="not run")
-        out = "\n".join(transcript_lines(result))
+        out = _xml_text("\n".join(transcript_lines(result)))
         if out:
             ET.SubElement(case, "system-out").text = out
     ET.indent(suite)

@@ -1,0 +1,143 @@
+"""Run scripts over one session and turn the results into reports and an exit code.
+
+Shared by ``run``, the original ``-b/-r`` invocation and ``demo``. Ctrl-C and
+SIGTERM cancel the run; the conversation in progress is marked interrupted and
+the reports are still written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+from matrix_bot_tester.account import Account
+from matrix_bot_tester.conversation import Conversation
+from matrix_bot_tester.errors import ExitCode, InfrastructureError, InputError, TesterError
+from matrix_bot_tester.report import ConsoleReporter, json_report, junit_xml, write_atomically
+from matrix_bot_tester.result import ConversationResult, Failure, Outcome, exit_code
+from matrix_bot_tester.script import Role, Script
+
+SIGTERM_EXIT = 143
+
+
+@dataclass
+class RunOptions:
+    account: Account
+    scripts: list[Script]
+    partner: str | None
+    timeout: float | None = None
+    junit_xml: str | None = None
+    json: str | None = None
+    verbose: bool = False
+    results: list[ConversationResult] = field(default_factory=list)
+
+
+def _check_partner(options: RunOptions) -> None:
+    """Fail before connecting when a DM script has nobody to talk to (exit 2, nothing sent)."""
+    needs_partner = [s for s in options.scripts if s.role is Role.CLIENT]
+    if needs_partner and not options.partner:
+        raise InputError(
+            f"{needs_partner[0].path} opens a DM ('!dm'), but no bot to test is named",
+            hint=f"set 'user_to_test' in {options.account.path} or pass --bot @bot:server",
+        )
+    if options.partner and not options.partner.startswith("@"):
+        raise InputError(
+            f"--bot {options.partner!r} is not a Matrix user ID",
+            hint="write it as '@bot:server.example'",
+        )
+
+
+async def run_conversations(options: RunOptions, reporter: ConsoleReporter) -> None:
+    """One session, the scripts in a row; results appear in ``options.results`` as they go."""
+    from matrix_bot_tester.session import NioSession
+
+    session = NioSession(options.account)
+    try:
+        try:
+            await session.connect()
+        except InfrastructureError as exc:
+            reporter.error(exc.one_line())
+            for script in options.scripts:
+                options.results.append(_errored(script, options, exc))
+            return
+        for script in options.scripts:
+            conversation = Conversation(
+                script,
+                partner=options.partner,
+                timeout_override=options.timeout,
+                on_step=reporter.step_finished,
+            )
+            options.results.append(conversation.result)
+            reporter.conversation_started(conversation.result)
+            await conversation.run(session)
+            conversation.result.warnings.extend(session.warnings)
+            session.warnings.clear()
+            reporter.conversation_finished(conversation.result)
+            if conversation.result.outcome is Outcome.ERROR:
+                break  # the homeserver failed us; the scripts left would only wait it out
+    finally:
+        await session.close()
+
+
+def _errored(script: Script, options: RunOptions, exc: TesterError) -> ConversationResult:
+    return ConversationResult(
+        script_path=script.path,
+        name=script.name,
+        role=script.role.value,
+        user_id=options.account.user,
+        partner=options.partner,
+        outcome=Outcome.ERROR,
+        failure=Failure(step_index=None, line=None, reason=exc.one_line()),
+    )
+
+
+def execute(options: RunOptions, console: Console, err: Console) -> int:
+    _check_partner(options)
+    reporter = ConsoleReporter(console, err, verbose=options.verbose)
+    started = time.monotonic()
+    stopped_by: list[int] = []
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            stopped_by.append(signum)
+            task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        await run_conversations(options, reporter)
+
+    try:
+        asyncio.run(main())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        for result in options.results:
+            if result.outcome is Outcome.NOT_RUN:
+                result.outcome = Outcome.INTERRUPTED
+    duration = time.monotonic() - started
+    results = options.results
+    # Scripts that never started still appear in the reports, as not run.
+    done = len(results)
+    for script in options.scripts[done:]:
+        results.append(
+            ConversationResult(script_path=script.path, name=script.name, role=script.role.value)
+        )
+    code = int(exit_code(results))
+    if stopped_by:
+        code = SIGTERM_EXIT if stopped_by[0] == signal.SIGTERM else int(ExitCode.INTERRUPTED)
+        err.print("interrupted: partial results follow", highlight=False)
+        for result in results:
+            if result.outcome is Outcome.INTERRUPTED:
+                reporter.conversation_finished(result)
+    reporter.summary(results, duration)
+    if options.junit_xml:
+        write_atomically(options.junit_xml, junit_xml(results, duration))
+    if options.json:
+        write_atomically(options.json, json_report(results, duration, code))
+    return code
