@@ -1,0 +1,327 @@
+"""The bots our tester is tested against, checked on their own against a real Synapse.
+
+The other side of each conversation is a plain matrix-nio client (``Peer``),
+not our tester, so a bug in the tester cannot hide a bug in a bot and the
+other way round. Every wait has a deadline and ends as soon as its condition
+holds; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clirun import EXAMPLES, REPO
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    DevicesResponse,
+    Event,
+    RoomCreateResponse,
+    RoomMemberEvent,
+    RoomMessage,
+    RoomSendResponse,
+    SyncError,
+)
+
+from matrix_bot_tester.botprocess import BotProcess, start_bot
+from matrix_bot_tester.errors import InfrastructureError
+from matrix_bot_tester.homeserver import Homeserver, RegisteredUser
+from matrix_bot_tester.script import load_script
+
+pytestmark = pytest.mark.integration
+
+RegisterUser = Callable[..., RegisteredUser]  # the conftest fixture
+
+COMMAND_BOT = EXAMPLES / "command_bot.py"
+SIMPLE_ECHO_BOT = REPO / "tests" / "bots" / "simple_echo_bot.py"
+JOIN_TIMEOUT = 20.0  # seconds for a bot to accept our invite
+REPLY_TIMEOUT = 10.0  # seconds for a bot to answer
+QUIET_WINDOW = 2.0  # seconds in which a bot that should stay silent must stay silent
+BOT_START_TIMEOUT = 60.0
+
+# Bounded like the bots: a broken server fails the test instead of hanging it.
+_CLIENT_CONFIG = AsyncClientConfig(max_limit_exceeded=3, max_timeouts=3, request_timeout=20)
+_SYNC_FILTER = {"room": {"timeline": {"limit": 50}}}
+
+
+class Peer:
+    """A person in a DM with a bot: sends text, reads what arrives after it started."""
+
+    def __init__(self, client: AsyncClient, room_id: str, partner: str) -> None:
+        self.client = client
+        self.room_id = room_id
+        self.partner = partner
+        self._unread: deque[Event] = deque()
+
+    @classmethod
+    async def open_dm(
+        cls, homeserver: Homeserver, user: RegisteredUser, partner: str, *, wait_for_join: bool
+    ) -> Peer:
+        client = AsyncClient(homeserver.url, user.user_id, config=_CLIENT_CONFIG)
+        client.restore_login(user.user_id, user.device_id, user.access_token)
+        try:
+            # A watermark: everything after it is new to us.
+            first = await client.sync(timeout=0, sync_filter=_SYNC_FILTER)
+            assert not isinstance(first, SyncError), first
+            created = await client.room_create(is_direct=True, invite=[partner])
+            assert isinstance(created, RoomCreateResponse), created
+            peer = cls(client, created.room_id, partner)
+            if wait_for_join:
+                await peer.wait_for_join()
+        except BaseException:
+            await client.close()
+            raise
+        return peer
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def send(self, text: str) -> None:
+        content = {"msgtype": "m.text", "body": text}
+        resp = await self.client.room_send(self.room_id, "m.room.message", content)
+        assert isinstance(resp, RoomSendResponse), resp
+
+    async def wait_for_join(self, timeout: float = JOIN_TIMEOUT) -> None:
+        def joined(event: Event) -> bool:
+            return (
+                isinstance(event, RoomMemberEvent)
+                and event.state_key == self.partner
+                and event.membership == "join"
+            )
+
+        assert await self._wait_for(joined, timeout), f"{self.partner} did not join in {timeout}s"
+
+    async def next_reply(self, timeout: float = REPLY_TIMEOUT) -> dict[str, Any] | None:
+        """The content of the partner's next message, or None if none came in time."""
+
+        def from_partner(event: Event) -> bool:
+            return isinstance(event, RoomMessage) and event.sender == self.partner
+
+        event = await self._wait_for(from_partner, timeout)
+        return None if event is None else dict(event.source["content"])
+
+    async def _wait_for(self, wanted: Callable[[Event], bool], timeout: float) -> Event | None:
+        """Consume room events until one is wanted; sync only while the deadline allows."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            while self._unread:
+                event = self._unread.popleft()
+                if wanted(event):
+                    return event
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            resp = await self.client.sync(
+                timeout=max(1, int(remaining * 1000)), sync_filter=_SYNC_FILTER
+            )
+            assert not isinstance(resp, SyncError), resp
+            room = resp.rooms.join.get(self.room_id)
+            if room is not None:
+                self._unread.extend(room.timeline.events)
+
+
+def _talk(
+    homeserver: Homeserver,
+    user: RegisteredUser,
+    bot_id: str,
+    conversation: Callable[[Peer], Any],
+    *,
+    wait_for_join: bool = True,
+) -> None:
+    """Open a DM with the bot and run ``conversation(peer)`` in it."""
+
+    async def main() -> None:
+        peer = await Peer.open_dm(homeserver, user, bot_id, wait_for_join=wait_for_join)
+        try:
+            await conversation(peer)
+        finally:
+            await peer.close()
+
+    asyncio.run(main())
+
+
+def _bot_env(
+    homeserver: Homeserver, bot: RegisteredUser, *, token: bool = False, password: str | None = None
+) -> dict[str, str]:
+    env = {"MBT_BOT_HOMESERVER": homeserver.url, "MBT_BOT_USER": bot.user_id}
+    if token:
+        env["MBT_BOT_ACCESS_TOKEN"] = bot.access_token
+    else:
+        env["MBT_BOT_PASSWORD"] = password if password is not None else bot.password
+    return env
+
+
+@pytest.fixture
+def own_command_bot(
+    homeserver: Homeserver, register_user: RegisterUser, tmp_path: Path
+) -> Iterator[Callable[..., BotProcess]]:
+    """Start the command bot when the test says so; stopped at the end whatever happens."""
+    started: list[BotProcess] = []
+
+    def start(bot: RegisteredUser, **env_options: Any) -> BotProcess:
+        process = start_bot(
+            [str(COMMAND_BOT)],
+            _bot_env(homeserver, bot, **env_options),
+            cwd=tmp_path,
+            timeout=BOT_START_TIMEOUT,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def _device_ids(homeserver: Homeserver, user: RegisteredUser) -> set[str]:
+    async def main() -> set[str]:
+        client = AsyncClient(homeserver.url, user.user_id, config=_CLIENT_CONFIG)
+        client.restore_login(user.user_id, user.device_id, user.access_token)
+        try:
+            resp = await client.devices()
+            assert isinstance(resp, DevicesResponse), resp
+            return {device.id for device in resp.devices}
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+# --- the command bot (examples/command_bot.py), started once for this module ---
+
+
+def test_command_bot_answers_ping_with_a_notice(
+    homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    async def conversation(peer: Peer) -> None:
+        await peer.send("!ping")
+        assert await peer.next_reply() == {"msgtype": "m.notice", "body": "pong"}
+
+    _talk(homeserver, register_user(), command_bot.user_id, conversation)
+
+
+def test_command_bot_ignores_plain_text_and_unknown_commands(
+    homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    async def conversation(peer: Peer) -> None:
+        for text in ("hello", "!nope", "!echo", "!PING", "ping"):
+            await peer.send(text)
+        assert await peer.next_reply(QUIET_WINDOW) is None
+        # The bot handles a room's events in order, so if it had answered any
+        # of the above, that answer would arrive before this one.
+        await peer.send("!ping")
+        assert await peer.next_reply() == {"msgtype": "m.notice", "body": "pong"}
+
+    _talk(homeserver, register_user(), command_bot.user_id, conversation)
+
+
+@pytest.mark.parametrize("name", ["ping", "echo", "help", "wrong-answer"])
+def test_example_conversations_match_the_command_bot(
+    name: str, homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    """examples/conversations/ replayed by hand: all pass except the one meant to fail."""
+    script = load_script(EXAMPLES / "conversations" / f"{name}.yaml")
+    mismatches: list[tuple[str | None, str | None]] = []
+
+    async def conversation(peer: Peer) -> None:
+        for step in script.steps:
+            if step.send is not None:
+                await peer.send(step.send)
+            if step.expect is not None:
+                reply = await peer.next_reply()
+                assert reply is not None, f"no answer to {step.send!r}"
+                assert reply["msgtype"] == "m.notice"
+                if reply["body"] != step.expect:
+                    mismatches.append((step.expect, reply["body"]))
+
+    _talk(homeserver, register_user(), command_bot.user_id, conversation)
+    if name.startswith("wrong-"):
+        assert mismatches == [("PONG", "pong")]
+    else:
+        assert mismatches == []
+
+
+# --- the command bot, started by the test itself ---
+
+
+def test_command_bot_accepts_invites_from_before_it_started_and_ignores_history(
+    homeserver: Homeserver,
+    register_user: RegisterUser,
+    own_command_bot: Callable[..., BotProcess],
+) -> None:
+    bot = register_user()
+
+    async def conversation(peer: Peer) -> None:
+        await peer.send("!echo sent before the bot started")
+        own_command_bot(bot)
+        await peer.wait_for_join()
+        await peer.send("!echo sent after")
+        assert await peer.next_reply() == {"msgtype": "m.notice", "body": "sent after"}
+
+    _talk(homeserver, register_user(), bot.user_id, conversation, wait_for_join=False)
+
+
+def test_command_bot_logs_in_with_a_token_and_leaves_the_session_alone(
+    homeserver: Homeserver,
+    register_user: RegisterUser,
+    own_command_bot: Callable[..., BotProcess],
+) -> None:
+    bot = register_user()
+    process = own_command_bot(bot, token=True)
+
+    async def conversation(peer: Peer) -> None:
+        await peer.send("!echo via token")
+        assert await peer.next_reply() == {"msgtype": "m.notice", "body": "via token"}
+
+    _talk(homeserver, register_user(), bot.user_id, conversation)
+    assert process.stop() == 0
+    # The token was ours, not the bot's: it must still work after the bot exits.
+    assert _device_ids(homeserver, bot) == {bot.device_id}
+
+
+def test_command_bot_stops_cleanly_and_logs_out_its_password_session(
+    homeserver: Homeserver,
+    register_user: RegisterUser,
+    own_command_bot: Callable[..., BotProcess],
+) -> None:
+    bot = register_user()
+    process = own_command_bot(bot)
+    assert len(_device_ids(homeserver, bot) - {bot.device_id}) == 1  # the bot's login
+    assert process.stop() == 0  # SIGTERM: a clean exit, not death by signal
+    assert not any("Traceback" in line for line in process.output()), process.output()
+    assert _device_ids(homeserver, bot) == {bot.device_id}  # no device left behind
+
+
+def test_command_bot_reports_a_refused_login_in_one_line(
+    homeserver: Homeserver,
+    register_user: RegisterUser,
+    own_command_bot: Callable[..., BotProcess],
+) -> None:
+    bot = register_user()
+    with pytest.raises(InfrastructureError) as caught:
+        own_command_bot(bot, password="not-the-password")
+    message = caught.value.message
+    assert "exited with status 1 before printing 'ready'" in message
+    output = message.split("its last output:\n", 1)[1].splitlines()
+    assert output == [
+        f"    command_bot: login failed for {bot.user_id}: Invalid username or password"
+    ]
+
+
+# --- simplematrixbotlib's README echo bot (tests/bots/simple_echo_bot.py) ---
+
+
+def test_simple_echo_bot_echoes_with_plain_text(
+    homeserver: Homeserver, register_user: RegisterUser, simple_echo_bot: RegisteredUser
+) -> None:
+    async def conversation(peer: Peer) -> None:
+        await peer.send("!echo hi")
+        assert await peer.next_reply() == {"msgtype": "m.text", "body": "hi"}
+
+    _talk(homeserver, register_user(), simple_echo_bot.user_id, conversation)
