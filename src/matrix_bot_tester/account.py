@@ -35,8 +35,9 @@ def _user_id(value: str) -> str:
     if not _MXID.match(value):
         raise PydanticCustomError(
             "bad_user_id",
-            "{value!r} is not a full Matrix user ID",
-            {"value": value, "hint": "write it as '@name:server.example'"},
+            # No value in the text: after ${ENV} expansion it could be anything, even a secret.
+            "not a full Matrix user ID",
+            {"hint": "write it as '@name:server.example'"},
         )
     return value
 

@@ -175,6 +175,8 @@ class Conversation:
             )
             if current:
                 current.outcome = Outcome.ERROR
+                if self.on_step:
+                    self.on_step(current)
         except asyncio.CancelledError:
             result.outcome = Outcome.INTERRUPTED
             current = self._current_step()
@@ -191,7 +193,12 @@ class Conversation:
         return result
 
     def _current_step(self) -> StepResult | None:
-        """The first step that has not finished: where an error or interrupt struck."""
+        """The first step that has not finished: where an error or interrupt struck.
+
+        None while the room is still being opened: that is nobody's step.
+        """
+        if self.result.room_id is None:
+            return None
         return next((s for s in self.result.steps if s.outcome is Outcome.NOT_RUN), None)
 
     async def _run_step(self, session: Session, room_id: str, step: Step) -> None:

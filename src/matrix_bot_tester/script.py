@@ -25,7 +25,9 @@ DM = "!dm"
 WAIT_FOR_MESSAGE = "!wait_for_message"
 DEFAULT_STEP_TIMEOUT = 30.0
 
-_ROOM_ID = re.compile(r"^![^:\s]+:\S+$")
+# Room IDs are '!opaque:server' up to room version 11 and '!<43-char hash>'
+# from version 12 on; the length rule keeps a typo of '!dm' from passing.
+_ROOM_ID = re.compile(r"^!([^:\s]+:\S+|[A-Za-z0-9_-]{40,})$")
 _ALIAS = re.compile(r"^#[^:\s]+:\S+$")
 
 
@@ -42,7 +44,8 @@ class _StepModel(BaseModel):
 
     send: str | None = None
     expect: str | None = None
-    timeout: float | None = Field(default=None, gt=0, le=86_400)
+    # strict: YAML's 'true' would otherwise become a timeout of 1 s.
+    timeout: float | None = Field(default=None, gt=0, le=86_400, strict=True)
 
     @model_validator(mode="after")
     def _has_something_to_do(self) -> _StepModel:
@@ -59,7 +62,8 @@ class _ScriptModel(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     room_to_connect: str = DM
-    timeout: float | None = Field(default=None, gt=0, le=86_400)
+    # strict: YAML's 'true' would otherwise become a timeout of 1 s.
+    timeout: float | None = Field(default=None, gt=0, le=86_400, strict=True)
     wait_for_join: bool = True
     messages: list[_StepModel] = Field(min_length=1)
 
@@ -123,6 +127,24 @@ def _role_of(room_to_connect: str) -> tuple[Role, str | None]:
     return Role.ROOM, room_to_connect
 
 
+def _keep_words(doc: yamlfile.LocatedDocument, data: dict[str, Any]) -> None:
+    """``expect: 12:30`` is the text "12:30", not YAML's base-60 number 750.
+
+    Unquoted ``send``/``expect`` values that YAML reads as numbers or booleans
+    (``1.50``, ``010``, ``yes``) go back to the words as written.
+    """
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        return
+    for index, step in enumerate(messages):
+        if not isinstance(step, dict):
+            continue
+        for key in ("send", "expect"):
+            text = doc.texts.get(("messages", index, key))
+            if text is not None and isinstance(step.get(key), int | float):
+                step[key] = text
+
+
 def from_document(doc: yamlfile.LocatedDocument) -> Script:
     data: Any = doc.data
     if data is None:
@@ -132,6 +154,7 @@ def from_document(doc: yamlfile.LocatedDocument) -> Script:
             "a script must be a mapping with a 'messages' list",
             hint="start with 'messages:' on its own line",
         )
+    _keep_words(doc, data)
     try:
         model = _ScriptModel.model_validate(data)
     except ValidationError as exc:

@@ -38,6 +38,8 @@ class LocatedDocument:
     data: Any
     values: dict[PathKey, Position] = field(default_factory=dict)
     keys: dict[PathKey, Position] = field(default_factory=dict)
+    # The source text of each unquoted scalar, for fields that want words, not numbers.
+    texts: dict[PathKey, str] = field(default_factory=dict)
 
     def position_of(self, loc: PathKey, *, prefer_key: bool = False) -> Position | None:
         """The position of ``loc``, or of its nearest ancestor that we know."""
@@ -98,6 +100,8 @@ def _build(
             _build(loader, item, (*loc, index), doc, depth + 1)
             for index, item in enumerate(node.value)
         ]
+    if isinstance(node, yaml.ScalarNode) and node.style is None:
+        doc.texts[loc] = node.value
     return loader.construct_object(node, deep=True)
 
 
@@ -132,6 +136,12 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
         ) from None
 
 
+_QUOTING_PROBLEMS = (
+    ("could not determine a constructor for the tag", "!", "tag"),
+    ("found undefined alias", "*", "alias"),
+)
+
+
 def parse(text: str, path: str) -> LocatedDocument:
     """Parse one YAML document, keeping positions; YAML errors become InputError."""
     doc = LocatedDocument(path=path, data=None)
@@ -143,11 +153,19 @@ def parse(text: str, path: str) -> LocatedDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        hint = None
+        # These two would quote the value itself: an unquoted password such as '!Secret1'
+        # or '*Secret1', or a bot command such as '!help'. Say what to do, not the value.
+        for start, sign, meaning in _QUOTING_PROBLEMS:
+            if problem.startswith(start):
+                problem = f"a value starting with {sign!r} is read as a YAML {meaning}"
+                hint = "put the value in quotes"
         raise InputError(
             f"invalid YAML: {problem}",
             path=path,
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
+            hint=hint,
         ) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", path=path) from None
@@ -162,9 +180,15 @@ def load(path: str | os.PathLike[str], what: str) -> LocatedDocument:
     return parse(read_text(path, what), os.fspath(path))
 
 
+_KIND = {str: "text", int: "a number", float: "a number", bool: "true/false", list: "a list"}
+
+
 def validation_error(doc: LocatedDocument, exc: ValidationError) -> InputError:
     """The first pydantic error, placed at its line, in words a user can act on."""
-    first = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # A misspelt key is reported twice: as unknown and as the missing key it was meant
+    # to be. The unknown one points at the line to fix.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc: PathKey = tuple(first["loc"])
     kind = first["type"]
     dotted = ".".join(str(part) for part in loc) or "the file"
@@ -174,9 +198,15 @@ def validation_error(doc: LocatedDocument, exc: ValidationError) -> InputError:
     elif kind == "missing":
         pos = doc.position_of(loc)
         message, hint = f"missing required key {loc[-1]!r}", None
+    elif kind == "model_type":
+        # pydantic's text names our private model class; say what the file needs instead.
+        pos = doc.position_of(loc)
+        value = first.get("input")
+        got = "nothing" if value is None else _KIND.get(type(value), type(value).__name__)
+        message, hint = f"{dotted}: expected 'key: value' entries, got {got}", None
     else:
         pos = doc.position_of(loc)
-        message, hint = f"{dotted}: {first['msg']}", None
+        message, hint = f"{dotted}: {first['msg']}" if loc else first["msg"], None
         ctx = first.get("ctx") or {}
         if "hint" in ctx:
             hint = str(ctx["hint"])
