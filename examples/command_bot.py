@@ -1,16 +1,24 @@
 """A small Matrix command bot on matrix-nio: the bot our demo and examples talk to.
 
-Commands, each answered with an ``m.notice``:
+Commands, answered with an ``m.notice`` unless said otherwise:
 
-    !ping        ->  pong
-    !echo TEXT   ->  TEXT
-    !help        ->  HELP_TEXT below
+    !ping          ->  pong
+    !echo TEXT     ->  TEXT
+    !thread TEXT   ->  TEXT in a thread rooted at the command
+    !reply TEXT    ->  TEXT as a reply to the command (no fallback, as the spec now says)
+    !react KEY     ->  a reaction (m.reaction) with KEY to the command, no message
+    !image         ->  an m.image: a 1x1 PNG, uploaded first
+    !stream TEXT   ->  a first draft, then edits (m.replace) that grow it into TEXT
+    !html          ->  HTML: "<p><b>bold</b> move</p>", plain body "bold move"
+    !mention       ->  a mention of the sender (a pill, and m.mentions)
+    !quiet         ->  nothing, deliberately
+    !help          ->  HELP_TEXT below
 
-Anything else (plain text, unknown commands, ``!echo`` with nothing to echo)
-gets no answer. The bot joins every room it is invited to, answers only
-messages sent after it started, and never answers itself or an ``m.notice``,
-so two bots cannot talk each other into a loop. No end-to-end encryption: it
-works in unencrypted rooms only.
+Anything else (plain text, unknown commands, a command that needs TEXT given
+none) gets no answer. The bot joins every room it is invited to, answers only
+messages sent after it started, and never answers itself, an ``m.notice``, an
+edit or a reaction (none of them is a command), so two bots cannot talk each
+other into a loop. No end-to-end encryption: it works in unencrypted rooms only.
 
 Run it with options or the matching environment variables::
 
@@ -30,9 +38,15 @@ import asyncio
 import logging
 import os
 import signal
+import struct
 import sys
 import time
+import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from html import escape
+from io import BytesIO
+from typing import Any
 
 from aiohttp import ClientError
 from nio import (
@@ -45,6 +59,7 @@ from nio import (
     RoomMessageText,
     RoomSendResponse,
     SyncError,
+    UploadResponse,
     WhoamiResponse,
 )
 
@@ -53,6 +68,14 @@ HELP_TEXT = "\n".join(
     (
         "!ping - answer pong",
         "!echo TEXT - answer TEXT",
+        "!thread TEXT - answer TEXT in a thread",
+        "!reply TEXT - answer TEXT as a reply",
+        "!react KEY - react with KEY",
+        "!image - send a tiny picture",
+        "!stream TEXT - write TEXT bit by bit, editing one message",
+        "!html - answer in HTML",
+        "!mention - answer mentioning you",
+        "!quiet - answer nothing",
         "!help - show this help",
     )
 )
@@ -69,6 +92,22 @@ JOIN_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds; then give up on that room
 MAX_SYNC_FAILURES = 5  # in a row; then exit instead of spinning
 LOGOUT_TIMEOUT = 5.0  # seconds; a dead server must not hold up shutdown
 DEVICE_NAME = "matrix-bot-tester command bot"
+STREAM_PAUSE = 0.2  # seconds between the edits of !stream, as a typing bot would pause
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+# One opaque red pixel: width 1, height 1, 8-bit RGBA; the scanline is filter 0 + 4 bytes.
+PIXEL_PNG = b"".join(
+    (
+        b"\x89PNG\r\n\x1a\n",
+        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)),
+        _png_chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00\xff")),
+        _png_chunk(b"IEND", b""),
+    )
+)
 
 log = logging.getLogger("command_bot")
 
@@ -85,19 +124,83 @@ class Settings:
     access_token: str | None
 
 
-def answer(body: str) -> str | None:
-    """The reply to a message body, or None for no reply. No I/O, so easy to test."""
-    parts = body.split(maxsplit=1)
-    if not parts:
-        return None
-    command, text = parts[0], parts[1] if len(parts) > 1 else ""
-    if command == "!ping":
-        return "pong"
-    if command == "!echo":
-        return text or None  # an empty message is no answer at all
-    if command == "!help":
-        return HELP_TEXT
-    return None
+# --- message contents: no I/O, so easy to test ---
+
+
+def notice(body: str) -> dict[str, Any]:
+    return {"msgtype": "m.notice", "body": body}
+
+
+def html_notice(body: str, html: str) -> dict[str, Any]:
+    """A notice with HTML for clients that show it, and ``body`` as its plain text."""
+    return {**notice(body), "format": "org.matrix.custom.html", "formatted_body": html}
+
+
+def in_thread(body: str, command: RoomMessageText) -> dict[str, Any]:
+    """A notice in the thread of the command: a new thread, or the one it was sent in."""
+    relation = command.source["content"].get("m.relates_to") or {}
+    in_one = relation.get("rel_type") == "m.thread"  # a thread cannot start inside a thread
+    root = relation["event_id"] if in_one else command.event_id
+    thread = {
+        "rel_type": "m.thread",
+        "event_id": root,
+        # For clients without threads: shown as a reply to the command.
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": command.event_id},
+    }
+    return {**notice(body), "m.relates_to": thread}
+
+
+def reply_to(body: str, command: RoomMessageText) -> dict[str, Any]:
+    """A rich reply. Since Matrix 1.13 replies carry no quote of the original in body."""
+    return {
+        **notice(body),
+        "m.relates_to": {"m.in_reply_to": {"event_id": command.event_id}},
+        "m.mentions": {"user_ids": [command.sender]},  # a reply mentions whom it answers
+    }
+
+
+def reaction(key: str, command: RoomMessageText) -> dict[str, Any]:
+    return {"m.relates_to": {"rel_type": "m.annotation", "event_id": command.event_id, "key": key}}
+
+
+def edit(event_id: str, body: str) -> dict[str, Any]:
+    """Replace the message ``event_id`` with ``body``; "* " marks the fallback for old clients."""
+    return {
+        **notice(f"* {body}"),
+        "m.new_content": notice(body),
+        "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+    }
+
+
+def drafts(text: str) -> list[str]:
+    """What !stream shows, in order: the first word, the first half, then all of TEXT.
+
+    A TEXT of one word has "…" as its first draft. Repeats are dropped, so
+    there are two or three versions: one message, then one or two edits.
+    """
+    words = text.split()
+    if len(words) < 2:
+        return ["…", text]
+    steps = [words[0], " ".join(words[: (len(words) + 1) // 2]), text]
+    return [step for i, step in enumerate(steps) if i == 0 or step != steps[i - 1]]
+
+
+def mention(user_id: str) -> dict[str, Any]:
+    """A notice that mentions ``user_id``: a matrix.to pill, and m.mentions so it notifies."""
+    link = f'<a href="https://matrix.to/#/{escape(user_id)}">{escape(user_id)}</a>'
+    return {
+        **html_notice(f"{user_id}: you called?", f"{link}: you called?"),
+        "m.mentions": {"user_ids": [user_id]},
+    }
+
+
+def is_edit(event: RoomMessageText) -> bool:
+    relation = event.source["content"].get("m.relates_to") or {}
+    return relation.get("rel_type") == "m.replace"
+
+
+Handler = Callable[[str, RoomMessageText, str], Awaitable[None]]
 
 
 class CommandBot:
@@ -110,6 +213,19 @@ class CommandBot:
         self.started_ms = int(time.time() * 1000)
         self._joining: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.commands: dict[str, Handler] = {
+            "!ping": self.ping,
+            "!echo": self.echo,
+            "!thread": self.thread,
+            "!reply": self.reply,
+            "!react": self.react,
+            "!image": self.image,
+            "!stream": self.stream,
+            "!html": self.html,
+            "!mention": self.mention,
+            "!quiet": self.quiet,
+            "!help": self.help,
+        }
 
     async def on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
         # nio calls this once per member event in the invite's state (the
@@ -145,18 +261,92 @@ class CommandBot:
             self._joining.discard(room_id)
 
     async def on_message(self, room: MatrixRoom, event: RoomMessageText) -> None:
-        # RoomMessageText is m.text only: m.notice (what bots send) never gets here.
+        # RoomMessageText is m.text only: m.notice (what bots send) never gets
+        # here, nor does a reaction (an m.reaction event).
         if event.sender == self.client.user_id:
             return  # our own replies come back to us through sync
         if event.server_timestamp < self.started_ms:
             return  # history, e.g. the backlog of a room we have just joined
-        reply = answer(event.body)
-        if reply is None:
-            return
-        content = {"msgtype": "m.notice", "body": reply}
-        resp = await self.client.room_send(room.room_id, "m.room.message", content)
+        if is_edit(event):
+            return  # an edited command is not a new command
+        parts = event.body.split(maxsplit=1)
+        handler = self.commands.get(parts[0]) if parts else None
+        if handler is not None:
+            await handler(room.room_id, event, parts[1] if len(parts) > 1 else "")
+
+    async def send(
+        self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message"
+    ) -> str | None:
+        """Send an event; its ID, or None (and a warning) if the server refused."""
+        resp = await self.client.room_send(room_id, event_type, content)
         if not isinstance(resp, RoomSendResponse):
-            log.warning("could not answer in %s: %s", room.room_id, resp.message)
+            log.warning("could not answer in %s: %s", room_id, resp.message)
+            return None
+        return str(resp.event_id)
+
+    # --- the commands: (room, the command's event, the text after the command) ---
+
+    async def ping(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        await self.send(room_id, notice("pong"))
+
+    async def echo(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        if text:  # an empty message is no answer at all
+            await self.send(room_id, notice(text))
+
+    async def thread(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        if text:
+            await self.send(room_id, in_thread(text, event))
+
+    async def reply(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        if text:
+            await self.send(room_id, reply_to(text, event))
+
+    async def react(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        if text:
+            await self.send(room_id, reaction(text, event), "m.reaction")
+
+    async def image(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        resp, _ = await self.client.upload(
+            BytesIO(PIXEL_PNG),
+            content_type="image/png",
+            filename="pixel.png",
+            filesize=len(PIXEL_PNG),
+        )
+        if not isinstance(resp, UploadResponse):
+            log.warning("could not upload the image: %s", resp.message)
+            return
+        info = {"mimetype": "image/png", "size": len(PIXEL_PNG), "w": 1, "h": 1}
+        content = {
+            "msgtype": "m.image",
+            "body": "pixel.png",  # body equal to filename: no caption
+            "filename": "pixel.png",
+            "url": resp.content_uri,
+            "info": info,
+        }
+        await self.send(room_id, content)
+
+    async def stream(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        if not text:
+            return
+        first, *later = drafts(text)
+        event_id = await self.send(room_id, notice(first))
+        for body in later:
+            if event_id is None:
+                return
+            await asyncio.sleep(STREAM_PAUSE)  # a pause the user sees, not synchronisation
+            await self.send(room_id, edit(event_id, body))
+
+    async def html(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        await self.send(room_id, html_notice("bold move", "<p><b>bold</b> move</p>\n"))
+
+    async def mention(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        await self.send(room_id, mention(event.sender))
+
+    async def quiet(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        """A command that deliberately answers nothing (to test "no reply" checks)."""
+
+    async def help(self, room_id: str, event: RoomMessageText, text: str) -> None:
+        await self.send(room_id, notice(HELP_TEXT))
 
     def cancel_joins(self) -> None:
         for task in self._tasks:
@@ -238,7 +428,7 @@ async def serve(settings: Settings) -> None:
 
 def parse_args(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(
-        description="A Matrix command bot: !ping, !echo TEXT, !help.",
+        description="A Matrix command bot: !ping, !echo TEXT, ... (send it !help for all).",
         epilog="Every option falls back to its environment variable. Prefer the "
         "variables for secrets: command lines are visible to other users.",
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -28,7 +27,6 @@ from matrix_bot_tester import yamlfile
 from matrix_bot_tester.errors import InputError
 
 _MXID = re.compile(r"^@[^:\s]+:[^\s]+$")
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _user_id(value: str) -> str:
@@ -95,35 +93,13 @@ class Account:
         return self.user.split(":", 1)[1]
 
 
-def _expand(doc: yamlfile.LocatedDocument, value: Any, loc: yamlfile.PathKey) -> Any:
-    """Replace ``${NAME}`` by the environment's value, recursively."""
-    if isinstance(value, dict):
-        return {k: _expand(doc, v, (*loc, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(doc, v, (*loc, i)) for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise doc.error(
-                f"environment variable {name} is not set",
-                loc,
-                hint=f"export {name}=... before running",
-            )
-        return os.environ[name]
-
-    return _ENV.sub(substitute, value)
-
-
 def from_document(doc: yamlfile.LocatedDocument) -> Account:
     if not isinstance(doc.data, dict):
         raise doc.error(
             "an account file must be a mapping with 'user', 'homeserver_url' and a secret",
             hint="see the README's 'Account file' section",
         )
-    data = _expand(doc, doc.data, ())
+    data = yamlfile.expand_env(doc, doc.data)
     try:
         model = _AccountModel.model_validate(data)
     except ValidationError as exc:

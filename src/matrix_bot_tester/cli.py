@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("password")
     register.add_argument("--admin", action="store_true")
 
+    commands.add_parser("schema", help="print the JSON Schema of script files")
+
     demo = commands.add_parser(
         "demo", help="start a throwaway Synapse and the example bot, run the example scripts"
     )
@@ -165,6 +167,11 @@ def _dispatch(
         return _validate(args, console)
     if args.command == "homeserver":
         return _homeserver(args, console)
+    if args.command == "schema":
+        from matrix_bot_tester.schema import script_schema_text
+
+        sys.stdout.write(script_schema_text())
+        return int(ExitCode.PASSED)
     if args.command == "demo":
         from matrix_bot_tester.demo import run_demo
 

@@ -1,22 +1,45 @@
-"""Walk a script's steps over a Session: send, wait with deadlines, build the result.
+"""Walk a script's steps over a Session: act, wait with deadlines, match, build the result.
 
-This room owns the conversation's rules (what a step means, what counts as a
-failure, how long to wait) and never speaks Matrix itself: it talks to the
-``Session`` protocol, so the rules can be tested with a fake session and the
-real one can be swapped.
+This room owns the conversation's rules and never speaks Matrix itself: it
+talks to the ``Session`` protocol, so the rules can be tested with a fake
+session. The rules:
+
+* A step does its action (send, react, edit, ...), then its expectation.
+* Each expectation consumes the next event *of its type* from the other side
+  (messages by default; reactions and redactions wait in their own line), in
+  order; ``ignore`` rules drop noise first.
+* Edits (``m.replace``) never consume an expectation: they change the message
+  they edit. A reply that does not match yet is given a short grace for edits,
+  renewed by each edit, so a bot that streams its answer is judged on its
+  final text.
+* Every wait has the step's deadline; ``within`` and ``settle`` are checked
+  against arrival times.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
+from matrix_bot_tester import compose
 from matrix_bot_tester.errors import InfrastructureError, InputError
-from matrix_bot_tester.matching import Event, Message, match_body
+from matrix_bot_tester.language import Expectation, Step
+from matrix_bot_tester.matching import (
+    Event,
+    MatchContext,
+    Message,
+    Verdict,
+    apply_edit,
+    edit_target,
+    evaluate,
+    readable_text,
+)
 from matrix_bot_tester.result import (
     ConversationResult,
     Failure,
@@ -24,12 +47,16 @@ from matrix_bot_tester.result import (
     StepResult,
     TranscriptEntry,
 )
-from matrix_bot_tester.script import Role, Script, Step
+from matrix_bot_tester.script import PlacedStep, Role, Script
+from matrix_bot_tester.variables import Undefined, fill_all
+
+# How long a reply that does not match yet may take to be edited into one that does.
+EDIT_GRACE = 2.0
 
 
 @dataclass(frozen=True)
 class Reply:
-    """A message from someone else, with the moment it reached us (monotonic clock)."""
+    """An event from someone else, with the moment it reached us (monotonic clock)."""
 
     event: Event
     arrived: float
@@ -61,20 +88,99 @@ class Session(Protocol):
         """Bot role: the room where someone else speaks first (or is first joined)."""
         ...
 
-    async def send_text(self, room_id: str, body: str, *, timeout: float) -> Event:
-        """Send a plain text message; return the event as sent (with its event_id)."""
+    async def send_event(
+        self, room_id: str, event_type: str, content: dict[str, Any], *, timeout: float
+    ) -> Event:
+        """Send an event; return it as sent (with its event_id)."""
         ...
 
-    async def next_reply(self, room_id: str, *, timeout: float) -> Reply | None:
-        """The next reply in the room, in order, or None when the deadline passes."""
+    async def redact(
+        self, room_id: str, event_id: str, reason: str | None, *, timeout: float
+    ) -> Event: ...
+
+    async def set_typing(
+        self, room_id: str, typing: bool, seconds: float, *, timeout: float
+    ) -> None: ...
+
+    async def send_read_receipt(self, room_id: str, event_id: str, *, timeout: float) -> None: ...
+
+    async def upload(
+        self, path: Path, *, mimetype: str, filename: str, timeout: float
+    ) -> tuple[str, int]:
+        """Upload a file; return its mxc:// URI and its size."""
         ...
 
-    def pending_replies(self, room_id: str) -> list[Reply]:
-        """Replies that arrived and were not consumed, without waiting."""
+    async def download_size(self, mxc: str, *, timeout: float) -> int:
+        """The size of downloadable content, or -1 when it cannot be downloaded."""
+        ...
+
+    async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
+        """The next non-state event from someone else, in order, or None at the deadline."""
+        ...
+
+    def pending_events(self, room_id: str) -> list[Reply]:
+        """Events that arrived and were not taken, without waiting."""
         ...
 
 
 StepListener = Callable[[StepResult], None]
+
+
+def message_of(event: Event) -> Message:
+    """The line of a transcript that an event makes, for any event type."""
+    content = event.get("content") or {}
+    kind = str(event.get("type", ""))
+    if kind == "m.room.message":
+        body = readable_text(event)
+        kind = str(content.get("msgtype", ""))
+    elif kind == "m.reaction":
+        relates = content.get("m.relates_to") or {}
+        body = f"reacted {relates.get('key', '')} to {relates.get('event_id', '?')}"
+    elif kind == "m.room.redaction":
+        body = f"redacted {event.get('redacts') or content.get('redacts') or '?'}"
+    else:
+        body = str(content.get("body") or "")
+    return Message(
+        event_id=str(event.get("event_id", "")),
+        sender=str(event.get("sender", "")),
+        msgtype=kind,
+        body=body,
+        timestamp_ms=int(event.get("origin_server_ts") or 0),
+    )
+
+
+def describe_action(step: Step) -> str | None:
+    """A short text of what a step does, for reports (plain sends stay their text)."""
+    if step.send is not None:
+        if isinstance(step.send, str):
+            return step.send
+        spec = step.send
+        return spec.text or spec.markdown or spec.html or f"file {spec.file}"
+    action = step.action
+    if action is None:
+        return None
+    value = getattr(step, action)
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(exclude_defaults=True)
+    return f"{action}: {value}"
+
+
+def describe_expectation(step: Step) -> str | None:
+    if isinstance(step.expect, str):
+        return step.expect
+    for key in ("expect", "expect_unordered", "expect_count", "expect_no_reply"):
+        value = getattr(step, key)
+        if value is not None:
+            return f"{key}: {_plain(value)}"
+    return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return value.model_dump(exclude_defaults=True)
+    return value
 
 
 class Conversation:
@@ -87,11 +193,13 @@ class Conversation:
         partner: str | None,
         timeout_override: float | None = None,
         on_step: StepListener | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.script = script
         self.partner = partner
         self.timeout_override = timeout_override
         self.on_step = on_step
+        self.run_id = run_id or uuid.uuid4().hex[:10]
         self.result = ConversationResult(
             script_path=script.path,
             name=script.name,
@@ -101,20 +209,39 @@ class Conversation:
                 StepResult(
                     index=step.index,
                     line=step.line,
-                    send=step.send,
-                    expect=step.expect,
+                    send=describe_action(step.spec),
+                    expect=describe_expectation(step.spec),
                     outcome=Outcome.NOT_RUN,
                     timeout=script.step_timeout(step, timeout_override),
+                    path=step.path if step.path != script.path else None,
                 )
                 for step in script.steps
             ],
         )
         self._start = 0.0
+        self.values: dict[str, str] = {}
+        self.named: dict[str, Event] = {}
+        self._inbox: list[Reply] = []
+        self._known: dict[str, Event] = {}  # every event seen, by ID, as last edited
+        self._edited: set[str] = set()  # IDs of events edited since the flag was last cleared
+
+    # ------------------------------------------------------------ bookkeeping
 
     def _elapsed(self, moment: float | None = None) -> float:
         return round((moment if moment is not None else time.monotonic()) - self._start, 3)
 
-    def _record(self, direction: str, message: Message, step: int | None, moment: float) -> None:
+    def _record(
+        self, direction: str, event: Event, step: int | None, moment: float, note: str = ""
+    ) -> None:
+        message = message_of(event)
+        if note:
+            message = Message(
+                message.event_id,
+                message.sender,
+                message.msgtype,
+                f"{message.body} ({note})",
+                message.timestamp_ms,
+            )
         self.result.transcript.append(
             TranscriptEntry(
                 at=self._elapsed(moment), direction=direction, message=message, step_index=step
@@ -125,6 +252,11 @@ class Conversation:
     def _opening_timeout(self) -> float:
         """How long to wait for the room itself: the first step's deadline."""
         return self.script.step_timeout(self.script.steps[0], self.timeout_override)
+
+    def _event_ids(self) -> dict[str, str]:
+        return {name: str(event.get("event_id", "")) for name, event in self.named.items()}
+
+    # ---------------------------------------------------------------- running
 
     async def _open(self, session: Session) -> str:
         script = self.script
@@ -140,7 +272,8 @@ class Conversation:
         if script.role is Role.ROOM:
             assert script.room is not None
             return await session.join_room(script.room, timeout=self._opening_timeout)
-        need_message = script.steps[0].send is None
+        first = script.steps[0].spec
+        need_message = first.action is None
         room = await session.wait_for_room(need_message=need_message, timeout=self._opening_timeout)
         if room is None:
             what = "spoke to us" if need_message else "invited us"
@@ -157,6 +290,12 @@ class Conversation:
         self._start = time.monotonic()
         try:
             result.room_id = await self._open(session)
+            self.values.update(
+                me=session.user_id,
+                bot=self.partner or "",
+                room_id=result.room_id,
+                run_id=self.run_id,
+            )
             for step in self.script.steps:
                 await self._run_step(session, result.room_id, step)
             result.outcome = Outcome.PASSED
@@ -172,6 +311,7 @@ class Conversation:
                 step_index=current.index if current else None,
                 line=current.line if current else None,
                 reason=exc.one_line(),
+                path=current.path if current else None,
             )
             if current:
                 current.outcome = Outcome.ERROR
@@ -186,6 +326,7 @@ class Conversation:
                 step_index=current.index if current else None,
                 line=current.line if current else None,
                 reason="interrupted before the conversation finished",
+                path=current.path if current else None,
             )
             raise
         finally:
@@ -201,62 +342,368 @@ class Conversation:
             return None
         return next((s for s in self.result.steps if s.outcome is Outcome.NOT_RUN), None)
 
-    async def _run_step(self, session: Session, room_id: str, step: Step) -> None:
-        record = self.result.steps[step.index]
-        timeout = record.timeout
+    async def _run_step(self, session: Session, room_id: str, placed: PlacedStep) -> None:
+        record = self.result.steps[placed.index]
+        deadline = time.monotonic() + record.timeout
+        try:
+            step: Step = fill_all(placed.spec, self.values, self._event_ids())
+        except Undefined as missing:
+            self._fail(record, placed, f"{missing.args[0]} has no value at this point")
+        sent = await self._act(session, room_id, placed, step, deadline, record)
         began = time.monotonic()
-        if step.send is not None:
-            sent = await session.send_text(room_id, step.send, timeout=timeout)
-            began = time.monotonic()
-            self._record("sent", Message.from_event(sent), step.index, began)
-        if step.expect is not None:
-            reply = await session.next_reply(room_id, timeout=timeout)
-            if reply is None:
-                waited = round(time.monotonic() - began, 3)
-                self._fail(
-                    record,
-                    Failure(
-                        step_index=step.index,
-                        line=step.line,
-                        reason=f"no reply within {timeout:g} s",
-                        expected=step.expect,
-                        waited=waited,
-                    ),
-                )
-            assert reply is not None
-            message = Message.from_event(reply.event)
-            self._record("received", message, step.index, reply.arrived)
-            record.received = message
-            record.latency = round(max(0.0, reply.arrived - began), 3)
-            mismatch = match_body(step.expect, reply.event)
-            if mismatch is not None:
-                reason = "wrong reply"
-                if reply.arrived < began and step.send is not None:
-                    reason += " (it arrived before this step's message was sent: an extra reply?)"
-                self._fail(
-                    record,
-                    Failure(
-                        step_index=step.index,
-                        line=step.line,
-                        reason=reason,
-                        expected=step.expect,
-                        received=message,
-                        waited=record.latency,
-                        diff=mismatch.diff,
-                    ),
-                )
+        if sent is not None:
+            self._known[str(sent.get("event_id"))] = sent
+            self._record("sent", sent, placed.index, began)
+            if step.name:
+                self.named[step.name] = sent
+        context = MatchContext(me=session.user_id, step_event=sent, named=self.named)
+        steps = _Expecting(self, session, room_id, placed, step, record, context, deadline, began)
+        await steps.run()
         record.outcome = Outcome.PASSED
         if self.on_step:
             self.on_step(record)
 
-    def _fail(self, record: StepResult, failure: Failure) -> None:
+    async def _act(
+        self,
+        session: Session,
+        room_id: str,
+        placed: PlacedStep,
+        step: Step,
+        deadline: float,
+        record: StepResult,
+    ) -> Event | None:
+        """Do the step's action; return the event it sent, if any."""
+
+        def left() -> float:
+            return max(0.001, deadline - time.monotonic())
+
+        try:
+            if step.send is not None:
+                spec = step.send
+                if not isinstance(spec, str) and spec.file is not None:
+                    path = Path(placed.path).parent / spec.file
+                    filename = spec.filename or path.name
+                    mimetype = spec.mimetype or compose.guess_mimetype(filename)
+                    url, size = await session.upload(
+                        path, mimetype=mimetype, filename=filename, timeout=left()
+                    )
+                    content = compose.file_content(spec, url, size, mimetype, filename, self.named)
+                else:
+                    content = compose.message_content(spec, self.named)
+                return await session.send_event(room_id, "m.room.message", content, timeout=left())
+            if step.react is not None:
+                content = compose.reaction_content(step.react, self.named)
+                return await session.send_event(room_id, "m.reaction", content, timeout=left())
+            if step.edit is not None:
+                content = compose.edit_content(step.edit, self.named)
+                edit = await session.send_event(room_id, "m.room.message", content, timeout=left())
+                original = self.named[step.edit.message]
+                self.named[step.edit.message] = (
+                    apply_edit(original, edit)
+                    if original.get("sender") == session.user_id
+                    else original
+                )
+                return edit
+            if step.redact is not None:
+                target = step.redact if isinstance(step.redact, str) else step.redact.message
+                reason = None if isinstance(step.redact, str) else step.redact.reason
+                event_id = compose.event_id_of(target, self.named)
+                return await session.redact(room_id, event_id, reason, timeout=left())
+            if step.typing is not None:
+                on = step.typing is not False
+                seconds = 30.0 if isinstance(step.typing, bool) else float(step.typing)
+                await session.set_typing(room_id, on, seconds, timeout=left())
+            elif step.read_receipt is not None:
+                event_id = compose.event_id_of(step.read_receipt, self.named)
+                await session.send_read_receipt(room_id, event_id, timeout=left())
+            elif step.send_event is not None:
+                raw = step.send_event
+                return await session.send_event(
+                    room_id, raw.type, dict(raw.content), timeout=left()
+                )
+            elif step.wait is not None:
+                await asyncio.sleep(min(step.wait, left()))  # a pause the script asked for
+        except compose.UnknownMessage as missing:
+            self._fail(record, placed, f"no message named {missing.args[0]!r} was seen")
+        return None
+
+    # ---------------------------------------------------------------- events
+
+    def _take_in(self, reply: Reply, step_index: int) -> Reply | None:
+        """File an arriving event: edits change what they edit; others join the inbox."""
+        event = reply.event
+        target = edit_target(event)
+        if target is not None and target in self._known:
+            edited = apply_edit(self._known[target], event)
+            self._known[target] = edited
+            self._edited.add(target)
+            for index, waiting in enumerate(self._inbox):
+                if waiting.event.get("event_id") == target:
+                    self._inbox[index] = Reply(edited, waiting.arrived)
+            for name, named in self.named.items():
+                if named.get("event_id") == target:
+                    self.named[name] = edited
+            self._record("received", edited, step_index, reply.arrived, "edited")
+            return None
+        event_id = event.get("event_id")
+        if isinstance(event_id, str):
+            self._known[event_id] = event
+        self._inbox.append(reply)
+        return reply
+
+    async def _pull(self, session: Session, room_id: str, until: float, step_index: int) -> bool:
+        """Wait for one more event until ``until``; False when none came."""
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            return False
+        reply = await session.next_event(room_id, timeout=remaining)
+        if reply is None:
+            return False
+        self._take_in(reply, step_index)
+        return True
+
+    def _fail(self, record: StepResult, placed: PlacedStep, reason: str, **facts: Any) -> Any:
         record.outcome = Outcome.FAILED
-        self.result.failure = failure
+        self.result.failure = Failure(
+            step_index=placed.index,
+            line=placed.line,
+            reason=reason,
+            path=placed.path if placed.path != self.script.path else None,
+            **facts,
+        )
         if self.on_step:
             self.on_step(record)
-        raise ConversationFailed(failure.reason)
+        raise ConversationFailed(reason)
 
     def _note_leftovers(self, session: Session, room_id: str) -> None:
-        """Replies nobody expected are shown in the transcript (not a failure: they may race)."""
-        for reply in session.pending_replies(room_id):
-            self._record("received", Message.from_event(reply.event), None, reply.arrived)
+        """Events nobody expected are shown in the transcript (not a failure: they may race)."""
+        for reply in session.pending_events(room_id):
+            self._take_in(reply, -1)
+        for reply in self._inbox:
+            self._record("received", reply.event, None, reply.arrived)
+        self._inbox.clear()
+
+
+class _Expecting:
+    """The expectation half of one step."""
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        session: Session,
+        room_id: str,
+        placed: PlacedStep,
+        step: Step,
+        record: StepResult,
+        context: MatchContext,
+        deadline: float,
+        began: float,
+    ) -> None:
+        self.c = conversation
+        self.session = session
+        self.room_id = room_id
+        self.placed = placed
+        self.step = step
+        self.record = record
+        self.context = context
+        self.deadline = deadline
+        self.began = began
+        self.ignore = [*conversation.script.ignore, *(_expectations(step.ignore))]
+        self.seen: list[Event] = []  # candidates that did not match, for the closest-reply report
+
+    async def run(self) -> None:
+        step = self.step
+        if step.expect is not None:
+            await self._expect_in_order(step.expectations())
+        elif step.expect_unordered is not None:
+            await self._expect_any_order(step.expectations())
+        elif step.expect_count is not None:
+            await self._expect_in_order([Expectation()] * step.expect_count)
+        elif step.expect_no_reply is not None:
+            await self._quiet(step.expect_no_reply, "expect_no_reply")
+            return
+        if step.settle is not None:
+            await self._quiet(step.settle, "settle")
+
+    # -- taking events
+
+    def _ignored(self, event: Event) -> bool:
+        return any(evaluate(rule, event, self.context).ok for rule in self.ignore)
+
+    async def _next_of(self, types: set[str]) -> Reply | None:
+        """The next inbox event of one of ``types``, waiting for it until the deadline."""
+        c = self.c
+        while True:
+            for reply in list(c._inbox):
+                if self._ignored(reply.event):
+                    c._inbox.remove(reply)
+                    c._record("received", reply.event, self.placed.index, reply.arrived, "ignored")
+                    continue
+                if reply.event.get("type") in types:
+                    c._inbox.remove(reply)
+                    return reply
+            if not await c._pull(self.session, self.room_id, self.deadline, self.placed.index):
+                return None
+
+    def _accept(self, expectation: Expectation, reply: Reply, verdict: Verdict, at: float) -> None:
+        c = self.c
+        c._record("received", reply.event, self.placed.index, reply.arrived)
+        c.values.update(verdict.captures)
+        if expectation.name:
+            c.named[expectation.name] = reply.event
+        self.record.received = message_of(reply.event)
+        self.record.latency = round(max(0.0, at - self.began), 3)
+        if self.step.within is not None and at - self.began > self.step.within:
+            self.c._fail(
+                self.record,
+                self.placed,
+                f"the reply came after {at - self.began:.2f} s; within: {self.step.within:g} s",
+                expected=_text_of(expectation),
+                received=message_of(reply.event),
+                waited=round(at - self.began, 3),
+            )
+
+    async def _downloadable(self, expectation: Expectation, reply: Reply) -> None:
+        media = expectation.media
+        if media is None or not media.downloadable:
+            return
+        url = str((reply.event.get("content") or {}).get("url") or "")
+        remaining = max(0.001, self.deadline - time.monotonic())
+        size = await self.session.download_size(url, timeout=remaining) if url else -1
+        if size < 0:
+            self.c._fail(
+                self.record,
+                self.placed,
+                f"the content URL {url or '(none)'} cannot be downloaded",
+                expected=_text_of(expectation),
+                received=message_of(reply.event),
+            )
+
+    async def _judge(self, expectation: Expectation, reply: Reply) -> tuple[Reply, Verdict, float]:
+        """Match a reply, giving a non-matching one a grace for edits (streamed answers)."""
+        c = self.c
+        verdict = evaluate(expectation, reply.event, self.context)
+        matched_at = reply.arrived
+        event_id = str(reply.event.get("event_id", ""))
+        grace_until = min(self.deadline, time.monotonic() + EDIT_GRACE)
+        while not verdict.ok and time.monotonic() < grace_until:
+            c._edited.discard(event_id)
+            if not await c._pull(self.session, self.room_id, grace_until, self.placed.index):
+                break
+            if event_id in c._edited:
+                reply = Reply(c._known[event_id], reply.arrived)
+                verdict = evaluate(expectation, reply.event, self.context)
+                matched_at = time.monotonic()
+                grace_until = min(self.deadline, time.monotonic() + EDIT_GRACE)
+        return reply, verdict, matched_at
+
+    # -- the kinds of expectation
+
+    async def _expect_in_order(self, expectations: list[Expectation]) -> None:
+        for expectation in expectations:
+            reply = await self._next_of({expectation.event_type})
+            if reply is None:
+                self._timed_out(expectation)
+            assert reply is not None
+            reply, verdict, at = await self._judge(expectation, reply)
+            if not verdict.ok:
+                self._mismatch(expectation, reply, verdict)
+            self._accept(expectation, reply, verdict, at)
+            await self._downloadable(expectation, reply)
+
+    async def _expect_any_order(self, expectations: list[Expectation]) -> None:
+        remaining = list(expectations)
+        while remaining:
+            reply = await self._next_of({e.event_type for e in remaining})
+            if reply is None:
+                self._timed_out(remaining[0], unordered=len(remaining))
+            assert reply is not None
+            verdicts = [(e, evaluate(e, reply.event, self.context)) for e in remaining]
+            fits = [(e, v) for e, v in verdicts if v.ok]
+            if not fits:
+                # Perhaps it is being edited into one of them.
+                best = max(verdicts, key=lambda ev: ev[1].passed / max(1, ev[1].checks))
+                reply, verdict, at = await self._judge(best[0], reply)
+                if not verdict.ok:
+                    self._mismatch(best[0], reply, verdict, unordered=len(remaining))
+                fits = [(best[0], verdict)]
+            else:
+                at = reply.arrived
+            expectation, verdict = fits[0]
+            remaining.remove(expectation)
+            self._accept(expectation, reply, verdict, at)
+            await self._downloadable(expectation, reply)
+
+    async def _quiet(self, seconds: float, key: str) -> None:
+        """Nothing new from the other side for ``seconds`` (edits and ignored noise aside)."""
+        c = self.c
+        until = time.monotonic() + seconds
+        while True:
+            for reply in list(c._inbox):
+                c._inbox.remove(reply)
+                if self._ignored(reply.event):
+                    c._record("received", reply.event, self.placed.index, reply.arrived, "ignored")
+                    continue
+                c._record("received", reply.event, self.placed.index, reply.arrived)
+                c._fail(
+                    self.record,
+                    self.placed,
+                    f"{key}: expected nothing for {seconds:g} s, but a reply came",
+                    expected="nothing",
+                    received=message_of(reply.event),
+                    waited=round(reply.arrived - self.began, 3),
+                )
+            if not await c._pull(self.session, self.room_id, until, self.placed.index):
+                return
+
+    # -- failures
+
+    def _timed_out(self, expectation: Expectation, unordered: int = 0) -> None:
+        waited = round(time.monotonic() - self.began, 3)
+        what = f"{unordered} more replies" if unordered > 1 else "a matching reply"
+        reason = f"no reply within {self.record.timeout:g} s"
+        if self.seen:
+            reason = f"{what} did not come within {self.record.timeout:g} s"
+        self.c._fail(
+            self.record, self.placed, reason, expected=_text_of(expectation), waited=waited
+        )
+
+    def _mismatch(
+        self, expectation: Expectation, reply: Reply, verdict: Verdict, unordered: int = 0
+    ) -> None:
+        c = self.c
+        c._record("received", reply.event, self.placed.index, reply.arrived)
+        self.record.received = message_of(reply.event)
+        self.record.latency = round(max(0.0, reply.arrived - self.began), 3)
+        reason = "wrong reply"
+        if unordered:
+            reason = f"a reply that fits none of the {unordered} expected"
+        elif reply.arrived < self.began and self.step.action is not None:
+            reason += " (it arrived before this step's action: an extra reply?)"
+        c._fail(
+            self.record,
+            self.placed,
+            reason,
+            expected=_text_of(expectation),
+            received=message_of(reply.event),
+            waited=round(max(0.0, reply.arrived - self.began), 3),
+            diff=verdict.diff,
+            problems=verdict.problems,
+        )
+
+
+def _expectations(specs: Sequence[Any] | None) -> list[Expectation]:
+    from matrix_bot_tester.language import as_expectation
+
+    return [as_expectation(spec) for spec in specs or []]
+
+
+def _text_of(expectation: Expectation) -> str:
+    """The expectation as the report shows it: the text for a plain one, else its keys."""
+    dumped = expectation.model_dump(exclude_defaults=True)
+    if set(dumped) == {"body"} and isinstance(expectation.body, str):
+        return expectation.body
+    return str(dumped)
+
+
+__all__ = ["Conversation", "ConversationFailed", "Reply", "Session"]

@@ -63,7 +63,7 @@ def failure_lines(result: ConversationResult) -> list[str]:
     failure = result.failure
     if failure is None:
         return []
-    where = result.script_path
+    where = failure.path or result.script_path
     if failure.line:
         where += f":{failure.line}"
     step = f"step {failure.step_index + 1}" if failure.step_index is not None else "opening"
@@ -74,6 +74,7 @@ def failure_lines(result: ConversationResult) -> list[str]:
         lines.append(f"  received: {_describe(failure.received)}")
     elif failure.expected is not None:
         lines.append("  received: nothing")
+    lines.extend(f"  why:      {problem}" for problem in failure.problems)
     if failure.waited is not None:
         lines.append(f"  waited:   {failure.waited:.3f} s")
     if failure.diff:

@@ -41,6 +41,7 @@ class StepResult:
     timeout: float
     latency: float | None = None  # seconds from our send (or the step's start) to the reply
     received: Message | None = None
+    path: str | None = None  # the fragment the step came from, when it is not the script
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class Failure:
     received: Message | None = None
     waited: float | None = None
     diff: str | None = None
+    path: str | None = None  # the fragment the step came from, when it is not the script
+    problems: tuple[str, ...] = ()  # every check the closest reply failed
 
 
 @dataclass

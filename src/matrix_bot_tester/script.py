@@ -1,34 +1,42 @@
-"""The script language: load a conversation file into typed, validated steps.
+"""Load a script file into a ``Script``: validated steps, includes expanded, names checked.
 
-The format is the original tool's (``room_to_connect`` and ``messages`` of
-``send``/``expect``), plus ``timeout`` at the top and on any step and
-``wait_for_join``. Every mistake is reported with ``file:line:col`` before
-anything is sent.
+The language itself (what a step may say) is in ``language.py``; this room
+reads files: YAML with positions, ``${ENV}`` from the environment, ``include``
+of fragments (cycles are errors), and a static check that every
+``{placeholder}`` and every message name is defined by an earlier step. All
+of it happens before anything is sent, and every mistake names
+``file:line:col``.
 """
 
 from __future__ import annotations
 
 import enum
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ValidationError
 
 from matrix_bot_tester import yamlfile
 from matrix_bot_tester.errors import InputError
+from matrix_bot_tester.language import (
+    DM,
+    WAIT_FOR_MESSAGE,
+    Expectation,
+    ExpectSpec,
+    FragmentFile,
+    Include,
+    ScriptFile,
+    SendMessage,
+    Step,
+    TextMatch,
+    as_expectation,
+)
+from matrix_bot_tester.variables import BUILTINS, placeholders, strings_in
 
-DM = "!dm"
-WAIT_FOR_MESSAGE = "!wait_for_message"
 DEFAULT_STEP_TIMEOUT = 30.0
-
-# Room IDs are '!opaque:server' up to room version 11 and '!<43-char hash>'
-# from version 12 on; the length rule keeps a typo of '!dm' from passing.
-_ROOM_ID = re.compile(r"^!([^:\s]+:\S+|[A-Za-z0-9_-]{40,})$")
-_ALIAS = re.compile(r"^#[^:\s]+:\S+$")
+MAX_INCLUDE_DEPTH = 20
 
 
 class Role(enum.Enum):
@@ -39,55 +47,27 @@ class Role(enum.Enum):
     ROOM = "room"  # join a given room (ID or alias) and talk there
 
 
-class _StepModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, strict=False)
-
-    send: str | None = None
-    expect: str | None = None
-    # strict: YAML's 'true' would otherwise become a timeout of 1 s.
-    timeout: float | None = Field(default=None, gt=0, le=86_400, strict=True)
-
-    @model_validator(mode="after")
-    def _has_something_to_do(self) -> _StepModel:
-        if self.send is None and self.expect is None:
-            raise PydanticCustomError(
-                "empty_step",
-                "a step needs 'send', 'expect', or both",
-                {"hint": "write '- send: TEXT' or '- expect: TEXT'"},
-            )
-        return self
-
-
-class _ScriptModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-
-    room_to_connect: str = DM
-    # strict: YAML's 'true' would otherwise become a timeout of 1 s.
-    timeout: float | None = Field(default=None, gt=0, le=86_400, strict=True)
-    wait_for_join: bool = True
-    messages: list[_StepModel] = Field(min_length=1)
-
-    @field_validator("room_to_connect")
-    @classmethod
-    def _known_room(cls, value: str) -> str:
-        if value in (DM, WAIT_FOR_MESSAGE) or _ROOM_ID.match(value) or _ALIAS.match(value):
-            return value
-        raise PydanticCustomError(
-            "bad_room",
-            "room_to_connect must be '!dm', '!wait_for_message', a room ID or an alias",
-            {"hint": "for example '!abcdef:example.org' or '#bots:example.org'"},
-        )
-
-
 @dataclass(frozen=True)
-class Step:
-    """One entry of ``messages``: send first (if any), then expect (if any)."""
+class PlacedStep:
+    """A step and where it was written (an included step keeps its fragment's file)."""
 
-    index: int  # 0-based position in ``messages``
-    line: int  # 1-based line in the script file
-    send: str | None
-    expect: str | None
-    timeout: float | None  # this step's own timeout, if it set one
+    index: int  # 0-based position in the expanded list of steps
+    path: str
+    position: int  # 0-based position in its own file's 'messages'
+    line: int
+    spec: Step
+
+    @property
+    def send(self) -> str | SendMessage | None:
+        return self.spec.send
+
+    @property
+    def expect(self) -> ExpectSpec | list[ExpectSpec] | None:
+        return self.spec.expect
+
+    @property
+    def timeout(self) -> float | None:
+        return self.spec.timeout
 
 
 @dataclass(frozen=True)
@@ -98,9 +78,14 @@ class Script:
     room: str | None  # the room ID or alias for Role.ROOM
     timeout: float | None
     wait_for_join: bool
-    steps: tuple[Step, ...]
+    ignore: tuple[Expectation, ...]
+    steps: tuple[PlacedStep, ...]
 
-    def step_timeout(self, step: Step, override: float | None = None) -> float:
+    @property
+    def directory(self) -> Path:
+        return Path(self.path).parent
+
+    def step_timeout(self, step: PlacedStep, override: float | None = None) -> float:
         """The deadline of one step: the step's own, else the command line's, else the script's."""
         if step.timeout is not None:
             return step.timeout
@@ -141,37 +126,191 @@ def _keep_words(doc: yamlfile.LocatedDocument, data: dict[str, Any]) -> None:
             continue
         for key in ("send", "expect"):
             text = doc.texts.get(("messages", index, key))
-            if text is not None and isinstance(step.get(key), int | float):
+            if text is not None and isinstance(step.get(key), int | float | bool):
                 step[key] = text
 
 
-def from_document(doc: yamlfile.LocatedDocument) -> Script:
+def _validated(doc: yamlfile.LocatedDocument, model: type[BaseModel], what: str) -> Any:
     data: Any = doc.data
     if data is None:
-        raise doc.error("the script is empty", hint="add a 'messages:' list")
+        raise doc.error(f"the {what} is empty", hint="add a 'messages:' list")
     if not isinstance(data, dict):
         raise doc.error(
-            "a script must be a mapping with a 'messages' list",
+            f"a {what} must be a mapping with a 'messages' list",
             hint="start with 'messages:' on its own line",
         )
+    data = yamlfile.expand_env(doc, data)
     _keep_words(doc, data)
     try:
-        model = _ScriptModel.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise yamlfile.validation_error(doc, exc) from None
-    role, room = _role_of(model.room_to_connect)
-    steps = []
-    for index, step in enumerate(model.messages):
-        pos = doc.position_of(("messages", index))
-        steps.append(
-            Step(
-                index=index,
-                line=pos.line if pos else 0,
-                send=step.send,
-                expect=step.expect,
-                timeout=step.timeout,
-            )
+
+
+@dataclass
+class _Expander:
+    """Flattens includes into one list of placed steps, refusing cycles."""
+
+    steps: list[PlacedStep]
+
+    def add(
+        self, doc: yamlfile.LocatedDocument, entries: list[Include | Step], chain: tuple[Path, ...]
+    ) -> None:
+        for position, entry in enumerate(entries):
+            loc = ("messages", position)
+            pos = doc.position_of(loc)
+            line = pos.line if pos else 0
+            if isinstance(entry, Step):
+                self.steps.append(PlacedStep(len(self.steps), doc.path, position, line, entry))
+                continue
+            target = (Path(doc.path).parent / entry.include).resolve()
+            if target in chain:
+                cycle = " -> ".join(p.name for p in (*chain, target))
+                raise doc.error(
+                    f"include cycle: {cycle}",
+                    (*loc, "include"),
+                    hint="a fragment must not include itself, directly or not",
+                )
+            if len(chain) > MAX_INCLUDE_DEPTH:
+                raise doc.error("includes nested too deeply", (*loc, "include"))
+            if not target.is_file():
+                raise doc.error(
+                    f"included file {entry.include!r} not found",
+                    (*loc, "include"),
+                    hint=f"the path is relative to {Path(doc.path).parent or '.'}",
+                )
+            fragment_doc = yamlfile.load(target, "included file")
+            fragment: FragmentFile = _validated(fragment_doc, FragmentFile, "fragment")
+            self.add(fragment_doc, fragment.messages, (*chain, target))
+
+
+class _Checker:
+    """The static check: names and placeholders must be defined before they are used."""
+
+    def __init__(self, docs: dict[str, yamlfile.LocatedDocument]) -> None:
+        self.docs = docs
+        self.values: set[str] = set(BUILTINS)
+        self.names: set[str] = set()
+
+    def _fail(self, step: PlacedStep, key: str, message: str, hint: str) -> InputError:
+        doc = self.docs.get(step.path)
+        pos = doc.position_of(("messages", step.position, key), prefer_key=True) if doc else None
+        return InputError(
+            message,
+            path=step.path,
+            line=pos.line if pos else step.line,
+            column=pos.column if pos else None,
+            hint=hint,
         )
+
+    def _name_used(
+        self, step: PlacedStep, key: str, name: str | bool | None, own: set[str]
+    ) -> None:
+        if isinstance(name, str) and name not in self.names and name not in own:
+            raise self._fail(
+                step,
+                key,
+                f"{key}: no earlier step names a message {name!r}",
+                "give the message a 'name' in the step that sends or expects it",
+            )
+
+    def check(self, step: PlacedStep) -> None:
+        spec = step.spec
+        for key in type(spec).model_fields:
+            value = getattr(spec, key)
+            if value is None or key in ("name",):
+                continue
+            for text in strings_in(value):
+                for name, wants_id in placeholders(text):
+                    known = self.names if wants_id else self.values
+                    if name not in known:
+                        what = f"{{{name}.event_id}}" if wants_id else f"{{{name}}}"
+                        raise self._fail(
+                            step,
+                            key,
+                            f"{key}: {what} is not defined by an earlier step",
+                            "built-ins are {me}, {bot}, {room_id}, {run_id}; write {{ and }}"
+                            " for literal braces",
+                        )
+        send = spec.send
+        if isinstance(send, SendMessage):
+            self._name_used(step, "send", send.reply_to, set())
+            self._name_used(step, "send", send.thread, set())
+        if spec.react is not None:
+            self._name_used(step, "react", spec.react.to, set())
+        if spec.edit is not None:
+            self._name_used(step, "edit", spec.edit.message, set())
+        if spec.redact is not None:
+            target = spec.redact if isinstance(spec.redact, str) else spec.redact.message
+            self._name_used(step, "redact", target, set())
+        self._name_used(step, "read_receipt", spec.read_receipt, set())
+        own = {spec.name} if spec.name else set()
+        key = next(
+            (k for k in ("expect", "expect_unordered") if getattr(spec, k) is not None), "expect"
+        )
+        for expectation in spec.expectations():
+            self._name_used(step, key, expectation.reply_to, own)
+            self._name_used(step, key, expectation.thread, own)
+            if expectation.reaction is not None:
+                self._name_used(step, key, expectation.reaction.to, own)
+            if expectation.redaction is not None:
+                self._name_used(step, key, expectation.redaction.of, own)
+        self._define(spec)
+
+    def _define(self, spec: Step) -> None:
+        if spec.name:
+            self.names.add(spec.name)
+        for expectation in spec.expectations():
+            if expectation.name:
+                self.names.add(expectation.name)
+            self.values.update(expectation.save or {})
+            for matcher in _text_matches(expectation):
+                self.values.update(matcher.group_names())
+
+
+def _text_matches(value: Any) -> list[TextMatch]:
+    """Every TextMatch inside an expectation (for the regex groups it will save)."""
+    if isinstance(value, TextMatch):
+        return [value]
+    found: list[TextMatch] = []
+    if isinstance(value, BaseModel):
+        for field in type(value).model_fields:
+            found.extend(_text_matches(getattr(value, field)))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found.extend(_text_matches(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_text_matches(item))
+    return found
+
+
+def _check_files(step: PlacedStep, checker: _Checker) -> None:
+    send = step.spec.send
+    if isinstance(send, SendMessage) and send.file is not None:
+        target = Path(step.path).parent / send.file
+        if not target.is_file():
+            raise checker._fail(
+                step,
+                "send",
+                f"send: file {send.file!r} not found",
+                f"the path is relative to {Path(step.path).parent}",
+            )
+
+
+def from_document(doc: yamlfile.LocatedDocument) -> Script:
+    model: ScriptFile = _validated(doc, ScriptFile, "script")
+    expander = _Expander([])
+    expander.add(doc, model.messages, (Path(doc.path).resolve(),))
+    docs = {doc.path: doc}
+    for placed in expander.steps:
+        if placed.path not in docs:
+            docs[placed.path] = yamlfile.load(placed.path, "included file")
+    checker = _Checker(docs)
+    for placed in expander.steps:
+        checker.check(placed)
+        _check_files(placed, checker)
+    role, room = _role_of(model.room_to_connect)
     return Script(
         path=doc.path,
         name=_script_name(doc.path),
@@ -179,7 +318,8 @@ def from_document(doc: yamlfile.LocatedDocument) -> Script:
         room=room,
         timeout=model.timeout,
         wait_for_join=model.wait_for_join,
-        steps=tuple(steps),
+        ignore=tuple(as_expectation(spec) for spec in model.ignore or []),
+        steps=tuple(expander.steps),
     )
 
 
@@ -195,9 +335,9 @@ def parse_script(text: str, path: str = "<string>") -> Script:
 __all__ = [
     "DEFAULT_STEP_TIMEOUT",
     "InputError",
+    "PlacedStep",
     "Role",
     "Script",
-    "Step",
     "load_script",
     "parse_script",
 ]

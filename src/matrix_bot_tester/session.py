@@ -21,11 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import json
 import logging
+import re
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -37,19 +42,23 @@ from nio import (
     JoinedRoomsResponse,
     JoinResponse,
     LoginResponse,
+    MemoryDownloadResponse,
     MessageDirection,
     RoomCreateResponse,
     RoomMessagesResponse,
     RoomPreset,
+    RoomRedactResponse,
     RoomSendResponse,
+    RoomTypingResponse,
     SyncResponse,
+    UploadResponse,
     WhoamiResponse,
 )
 
 from matrix_bot_tester.account import Account
 from matrix_bot_tester.conversation import ConversationFailed, Reply
-from matrix_bot_tester.errors import InfrastructureError
-from matrix_bot_tester.matching import Event, is_reply
+from matrix_bot_tester.errors import InfrastructureError, InputError
+from matrix_bot_tester.matching import Event
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +72,15 @@ REQUEST_TIMEOUT = 30.0
 # How far back we page to find our own membership event in a gappy first timeline.
 BACKFILL_PAGES = 5
 BACKFILL_PAGE_SIZE = 100
-# Invites already pending at start may be stale rooms of earlier runs: their
-# messages count only if sent after this run began (allowing for clock skew).
+# An invite already pending at start is part of this run when it is recent (a
+# client that invited and spoke before we started must be heard). An older one
+# is a stale room of an earlier run: there only messages sent after this run
+# began count (allowing for clock skew).
+STALE_INVITE_MS = 60_000
 CLOCK_SKEW_MS = 2_000
 DEVICE_NAME = "matrix-bot-tester"
+# A content URI as the spec allows it: mxc://server-name/media-id.
+_MXC = re.compile(r"mxc://[A-Za-z0-9.:\-\[\]]+/[A-Za-z0-9_\-]+")
 
 _NOTHING: dict[str, Any] = {"not_types": ["*"]}
 
@@ -101,6 +115,7 @@ class _RoomFeed:
 
     counting: bool  # do new timeline events count as conversation?
     pending_at_start: bool = False
+    stale: bool = False  # a pending invite from long before the run: old messages are history
     replies: deque[Reply] = field(default_factory=deque)
     seen: set[str] = field(default_factory=set)
     members: dict[str, str] = field(default_factory=dict)  # user -> membership, seen in the run
@@ -416,10 +431,16 @@ class NioSession:
                 # Everything after our own first membership event is part of the run.
                 if state_key == self.user_id and membership in ("invite", "join"):
                     feed.counting = True
+                    invited_ms = int(event.get("origin_server_ts") or 0)
+                    feed.stale = feed.pending_at_start and (
+                        invited_ms < self._run_started_ms - STALE_INVITE_MS
+                    )
                 continue
-            if not is_reply(event, self.user_id):
+            # Everything non-state from the other side goes to the conversation, which
+            # decides what it means (a reply, an edit, a reaction, noise).
+            if event.get("sender") == self.user_id or "state_key" in event:
                 continue
-            if feed.pending_at_start and int(event.get("origin_server_ts") or 0) < (
+            if feed.stale and int(event.get("origin_server_ts") or 0) < (
                 self._run_started_ms - CLOCK_SKEW_MS
             ):
                 continue  # a stale invite's room: its old messages are history
@@ -566,25 +587,10 @@ class NioSession:
         self.warnings.append(f"could not join {room_id} after 6 attempts")
 
     async def send_text(self, room_id: str, body: str, *, timeout: float) -> Event:
-        deadline = time.monotonic() + timeout
         content = {"msgtype": "m.text", "body": body}
-        response = await self._call(
-            "sending a message",
-            lambda: self._client.room_send(room_id, "m.room.message", content),
-            deadline,
-        )
-        if not isinstance(response, RoomSendResponse):
-            raise InfrastructureError(f"sending to {room_id} failed: {self._error_text(response)}")
-        return {
-            "type": "m.room.message",
-            "event_id": response.event_id,
-            "sender": self.user_id,
-            "room_id": room_id,
-            "origin_server_ts": int(time.time() * 1000),
-            "content": content,
-        }
+        return await self.send_event(room_id, "m.room.message", content, timeout=timeout)
 
-    async def next_reply(self, room_id: str, *, timeout: float) -> Reply | None:
+    async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
         feed = self._rooms.setdefault(room_id, _RoomFeed(counting=False))
         reply = await self._wait_for(
             lambda: feed.replies.popleft() if feed.replies else None, timeout
@@ -593,10 +599,195 @@ class NioSession:
             self._raise_if_server_lost("waiting for a reply")
         return reply
 
-    def pending_replies(self, room_id: str) -> list[Reply]:
+    def pending_events(self, room_id: str) -> list[Reply]:
         feed = self._rooms.get(room_id)
         if feed is None:
             return []
         pending = list(feed.replies)
         feed.replies.clear()
         return pending
+
+    # --------------------------------------------- the script language's actions
+    #
+    # Each call has its own deadline (``timeout`` seconds), 429s are waited out
+    # within it, and a failure the homeserver reports is an InfrastructureError,
+    # as for ``send_text``. Events are returned "as sent": the event ID is the
+    # server's, the timestamp is our clock's (close enough for a transcript).
+
+    async def send_event(
+        self, room_id: str, event_type: str, content: dict[str, Any], *, timeout: float
+    ) -> Event:
+        """Send a message event of any type; return it as sent (with its event_id)."""
+        deadline = time.monotonic() + timeout
+        content = copy.deepcopy(content)  # the returned event must not change with the caller's
+        # One transaction ID for every attempt: a retried request cannot send the event twice.
+        txn_id = uuid.uuid4().hex
+        what = "sending a message" if event_type == "m.room.message" else f"sending {event_type}"
+        response = await self._call(
+            what,
+            lambda: self._client.room_send(room_id, event_type, content, tx_id=txn_id),
+            deadline,
+        )
+        if not isinstance(response, RoomSendResponse):
+            raise InfrastructureError(f"sending to {room_id} failed: {self._error_text(response)}")
+        return self._as_sent(event_type, str(response.event_id), room_id, content)
+
+    def _as_sent(self, event_type: str, event_id: str, room_id: str, content: Event) -> Event:
+        return {
+            "type": event_type,
+            "event_id": event_id,
+            "sender": self.user_id,
+            "room_id": room_id,
+            "origin_server_ts": int(time.time() * 1000),
+            "content": content,
+        }
+
+    async def redact(
+        self, room_id: str, event_id: str, reason: str | None, *, timeout: float
+    ) -> Event:
+        """Redact an event; return the redaction event as sent.
+
+        ``redacts`` is both at the top level (room versions up to 10) and in
+        the content (room version 11 and later), as a server would show it.
+        """
+        deadline = time.monotonic() + timeout
+        txn_id = uuid.uuid4().hex
+        response = await self._call(
+            f"redacting {event_id}",
+            lambda: self._client.room_redact(room_id, event_id, reason, tx_id=txn_id),
+            deadline,
+        )
+        if not isinstance(response, RoomRedactResponse):
+            raise InfrastructureError(
+                f"redacting {event_id} in {room_id} failed: {self._error_text(response)}"
+            )
+        content: Event = {"redacts": event_id}
+        if reason:  # nio sends no reason for an empty one
+            content["reason"] = reason
+        event = self._as_sent("m.room.redaction", str(response.event_id), room_id, content)
+        event["redacts"] = event_id
+        return event
+
+    async def set_typing(
+        self, room_id: str, typing: bool, seconds: float, *, timeout: float
+    ) -> None:
+        """Start typing for ``seconds`` (the server stops it then), or stop typing."""
+        deadline = time.monotonic() + timeout
+        typing_ms = max(1, round(seconds * 1000))
+        response = await self._call(
+            "sending a typing notification",
+            lambda: self._client.room_typing(room_id, typing, timeout=typing_ms),
+            deadline,
+        )
+        if not isinstance(response, RoomTypingResponse):
+            raise InfrastructureError(
+                f"setting typing in {room_id} failed: {self._error_text(response)}"
+            )
+
+    async def send_read_receipt(self, room_id: str, event_id: str, *, timeout: float) -> None:
+        """Mark ``event_id`` as read with an unthreaded ``m.read`` receipt.
+
+        Unthreaded (no ``thread_id``), as clients that are not thread-aware send
+        it: it marks everything up to the event as read, threads included. nio
+        always sends a ``thread_id``, so this is a plain request.
+        """
+        deadline = time.monotonic() + timeout
+        path = (
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}"
+            f"/receipt/m.read/{quote(event_id, safe='')}"
+        )
+        response = await self._call(
+            "sending a read receipt", lambda: self._post_json(path, {}), deadline
+        )
+        if isinstance(response, ErrorResponse):
+            raise InfrastructureError(
+                f"sending a read receipt for {event_id} in {room_id} failed:"
+                f" {self._error_text(response)}"
+            )
+
+    async def _post_json(self, path: str, body: Any) -> ErrorResponse | None:
+        """A POST nio has no helper for; None, or the error as nio's ErrorResponse.
+
+        An ErrorResponse, so that ``_call`` waits out 429s and spots a rejected token.
+        """
+        response = await self._client.send(
+            "POST",
+            path,
+            json.dumps(body),
+            {
+                "Authorization": f"Bearer {self._client.access_token}",
+                "Content-Type": "application/json",
+            },
+        )
+        async with response:
+            if response.status == 200:
+                return None
+            try:
+                data = await response.json(content_type=None)
+            except ValueError:
+                data = None
+        if isinstance(data, dict) and isinstance(data.get("errcode"), str):
+            return ErrorResponse.from_dict(data)
+        return ErrorResponse(f"HTTP {response.status}")
+
+    async def upload(
+        self, path: Path, *, mimetype: str, filename: str, timeout: float
+    ) -> tuple[str, int]:
+        """Upload a file to the content repository; return its mxc:// URI and size in bytes.
+
+        A file that cannot be read is an InputError naming it. The file is
+        read whole first: script attachments are small, and a retry after a
+        429 must send the same bytes again.
+        """
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise InputError(
+                f"cannot read the file to send ({exc.strerror or type(exc).__name__})",
+                path=str(path),
+                hint="the path is relative to the script's directory",
+            ) from None
+        deadline = time.monotonic() + timeout
+
+        async def request() -> Any:
+            response, _ = await self._client.upload(
+                lambda _limited, _timeouts: data,
+                content_type=mimetype,
+                filename=filename,
+                filesize=len(data),
+            )
+            return response
+
+        response = await self._call(f"uploading {path.name}", request, deadline)
+        if not isinstance(response, UploadResponse):
+            raise InfrastructureError(
+                f"uploading {path} failed: {self._error_text(response)}",
+                hint="is the file larger than the homeserver's max_upload_size?",
+            )
+        return str(response.content_uri), len(data)
+
+    async def download_size(self, mxc: str, *, timeout: float) -> int:
+        """Download an ``mxc://`` URI's content and return its size in bytes, or -1.
+
+        -1 means the homeserver would not serve it (no such media, a malformed
+        URI, access denied): the bot sent a URL nobody can download, and the
+        caller reports that as a conversation failure ("not downloadable").
+        A homeserver that does not answer in time, or rate-limits beyond the
+        deadline, is an InfrastructureError as usual.
+
+        nio 0.26 downloads through the authenticated media API
+        (``/_matrix/client/v1/media/download``, Matrix 1.11) with the token in
+        the Authorization header. Synapse serves media uploaded since it froze
+        the old endpoints (its default) only there: ``/_matrix/media/v3/download``
+        answers 404. A homeserver older than Matrix 1.11 lacks that API, so
+        there every download gives -1.
+        """
+        if not _MXC.fullmatch(mxc):
+            return -1
+        deadline = time.monotonic() + timeout
+        response = await self._call(
+            f"downloading {mxc}", lambda: self._client.download(mxc), deadline
+        )
+        if isinstance(response, MemoryDownloadResponse) and isinstance(response.body, bytes):
+            return len(response.body)
+        return -1

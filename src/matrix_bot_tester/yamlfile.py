@@ -8,6 +8,7 @@ map, and turns YAML and validation errors into one-line ``InputError``s.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from pydantic import ValidationError
 from matrix_bot_tester.errors import InputError
 
 PathKey = tuple[str | int, ...]
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # A script is a few kilobytes; refusing anything huge keeps a stray binary
 # or log file from eating memory before validation can reject it.
@@ -105,6 +108,28 @@ def _build(
     return loader.construct_object(node, deep=True)
 
 
+def expand_env(doc: LocatedDocument, value: Any, loc: PathKey = ()) -> Any:
+    """Replace ``${NAME}`` by the environment's value, recursively."""
+    if isinstance(value, dict):
+        return {k: expand_env(doc, v, (*loc, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(doc, v, (*loc, i)) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise doc.error(
+                f"environment variable {name} is not set",
+                loc,
+                hint=f"export {name}=... before running",
+            )
+        return os.environ[name]
+
+    return _ENV.sub(substitute, value)
+
+
 def read_text(path: str | os.PathLike[str], what: str) -> str:
     """Read a small UTF-8 text file, or say in one line why we cannot."""
     shown = os.fspath(path)
@@ -183,13 +208,30 @@ def load(path: str | os.PathLike[str], what: str) -> LocatedDocument:
 _KIND = {str: "text", int: "a number", float: "a number", bool: "true/false", list: "a list"}
 
 
+def _in_document(doc: LocatedDocument, loc: tuple[Any, ...], *, keep_last: bool) -> PathKey:
+    """Drop the parts of a pydantic location that name union members, not keys of the file.
+
+    ``messages.0.step.send.mapping.txt`` becomes ``messages.0.send.txt``: the
+    path the user wrote, which is also how we find its line. A missing key is
+    not in the file, so ``keep_last`` keeps it.
+    """
+    kept: PathKey = ()
+    for part in loc:
+        candidate = (*kept, part)
+        if candidate in doc.values or candidate in doc.keys:
+            kept = candidate
+    if keep_last and loc and kept[-1:] != loc[-1:]:
+        kept = (*kept, loc[-1])
+    return kept
+
+
 def validation_error(doc: LocatedDocument, exc: ValidationError) -> InputError:
     """The first pydantic error, placed at its line, in words a user can act on."""
     errors = exc.errors(include_url=False)
     # A misspelt key is reported twice: as unknown and as the missing key it was meant
     # to be. The unknown one points at the line to fix.
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc: PathKey = tuple(first["loc"])
+    loc = _in_document(doc, tuple(first["loc"]), keep_last=first["type"] == "missing")
     kind = first["type"]
     dotted = ".".join(str(part) for part in loc) or "the file"
     if kind == "extra_forbidden":

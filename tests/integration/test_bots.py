@@ -9,8 +9,10 @@ holds; nothing sleeps to synchronise.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections import deque
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from nio import (
     AsyncClientConfig,
     DevicesResponse,
     Event,
+    MemoryDownloadResponse,
     RoomCreateResponse,
     RoomMemberEvent,
     RoomMessage,
@@ -81,10 +84,16 @@ class Peer:
     async def close(self) -> None:
         await self.client.close()
 
-    async def send(self, text: str) -> None:
-        content = {"msgtype": "m.text", "body": text}
-        resp = await self.client.room_send(self.room_id, "m.room.message", content)
+    async def send(self, text: str) -> str:
+        """Send plain text; return its event ID."""
+        return await self.send_content({"msgtype": "m.text", "body": text})
+
+    async def send_content(
+        self, content: dict[str, Any], event_type: str = "m.room.message"
+    ) -> str:
+        resp = await self.client.room_send(self.room_id, event_type, content)
         assert isinstance(resp, RoomSendResponse), resp
+        return str(resp.event_id)
 
     async def wait_for_join(self, timeout: float = JOIN_TIMEOUT) -> None:
         def joined(event: Event) -> bool:
@@ -104,6 +113,15 @@ class Peer:
 
         event = await self._wait_for(from_partner, timeout)
         return None if event is None else dict(event.source["content"])
+
+    async def next_event(self, timeout: float = REPLY_TIMEOUT) -> dict[str, Any] | None:
+        """The partner's next room event of any type (not state), raw; None if none came."""
+
+        def from_partner(event: Event) -> bool:
+            return event.sender == self.partner and "state_key" not in event.source
+
+        event = await self._wait_for(from_partner, timeout)
+        return None if event is None else dict(event.source)
 
     async def _wait_for(self, wanted: Callable[[Event], bool], timeout: float) -> Event | None:
         """Consume room events until one is wanted; sync only while the deadline allows."""
@@ -245,6 +263,220 @@ def test_example_conversations_match_the_command_bot(
         assert mismatches == [("PONG", "pong")]
     else:
         assert mismatches == []
+
+
+# --- the command bot's richer answers: the exact events, as a client receives them ---
+
+
+def _bot_event(
+    homeserver: Homeserver,
+    user: RegisteredUser,
+    bot_id: str,
+    command: str,
+    count: int = 1,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Send ``command`` to the bot; return its event ID and the bot's next ``count`` events."""
+    received: list[dict[str, Any]] = []
+    sent: list[str] = []
+
+    async def conversation(peer: Peer) -> None:
+        sent.append(await peer.send(command))
+        for _ in range(count):
+            event = await peer.next_event()
+            assert event is not None, f"the bot sent {len(received)} of {count} events"
+            received.append(event)
+
+    _talk(homeserver, user, bot_id, conversation)
+    return sent[0], received
+
+
+def test_command_bot_answers_in_a_thread_rooted_at_the_command(
+    homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    command, [event] = _bot_event(
+        homeserver, register_user(), command_bot.user_id, "!thread in a thread"
+    )
+    assert event["type"] == "m.room.message"
+    assert event["content"] == {
+        "msgtype": "m.notice",
+        "body": "in a thread",
+        "m.relates_to": {
+            "rel_type": "m.thread",
+            "event_id": command,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": command},
+        },
+    }
+
+
+def test_command_bot_answers_a_command_sent_in_a_thread_in_that_thread(
+    homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    async def conversation(peer: Peer) -> None:
+        root = await peer.send("a thread starts here")
+        in_thread = {
+            "msgtype": "m.text",
+            "body": "!thread still here",
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": root,
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": root},
+            },
+        }
+        command = await peer.send_content(in_thread)
+        event = await peer.next_event()
+        assert event is not None
+        assert event["content"]["body"] == "still here"
+        assert event["content"]["m.relates_to"] == {
+            "rel_type": "m.thread",
+            "event_id": root,  # the thread's root; a thread cannot start inside a thread
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": command},
+        }
+
+    _talk(homeserver, register_user(), command_bot.user_id, conversation)
+
+
+def test_command_bot_replies_to_the_command_without_fallback(
+    homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    user = register_user()
+    command, [event] = _bot_event(homeserver, user, command_bot.user_id, "!reply a reply")
+    assert event["type"] == "m.room.message"
+    assert event["content"] == {
+        "msgtype": "m.notice",
+        "body": "a reply",
+        "m.relates_to": {"m.in_reply_to": {"event_id": command}},
+        "m.mentions": {"user_ids": [user.user_id]},
+    }
+
+
+def test_command_bot_reacts_to_the_command(
+    homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    command, [event] = _bot_event(homeserver, register_user(), command_bot.user_id, "!react 👍")
+    assert event["type"] == "m.reaction"
+    assert event["content"] == {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": command, "key": "👍"}
+    }
+
+
+def test_command_bot_sends_a_downloadable_one_pixel_png(
+    homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    async def conversation(peer: Peer) -> None:
+        await peer.send("!image")
+        event = await peer.next_event()
+        assert event is not None
+        content = event["content"]
+        url = content.pop("url")
+        assert content == {
+            "msgtype": "m.image",
+            "body": "pixel.png",
+            "filename": "pixel.png",
+            "info": {"mimetype": "image/png", "size": content["info"]["size"], "w": 1, "h": 1},
+        }
+        # Media needs authentication on this Synapse; nio 0.26 downloads that way.
+        downloaded = await peer.client.download(url)
+        assert isinstance(downloaded, MemoryDownloadResponse), downloaded
+        png = downloaded.body
+        assert len(png) == content["info"]["size"]
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        assert png[12:16] == b"IHDR"
+        assert struct.unpack(">II", png[16:24]) == (1, 1)  # width, height
+
+    _talk(homeserver, register_user(), command_bot.user_id, conversation)
+
+
+@pytest.mark.parametrize(
+    ("text", "versions"),
+    [
+        ("one two three", ["one", "one two", "one two three"]),
+        ("hello", ["…", "hello"]),
+    ],
+)
+def test_command_bot_streams_a_draft_then_edits_it_into_the_text(
+    text: str,
+    versions: list[str],
+    homeserver: Homeserver,
+    register_user: RegisterUser,
+    command_bot: RegisteredUser,
+) -> None:
+    _, events = _bot_event(
+        homeserver, register_user(), command_bot.user_id, f"!stream {text}", len(versions)
+    )
+    first, *edits = events
+    assert first["content"] == {"msgtype": "m.notice", "body": versions[0]}
+    for edit, version in zip(edits, versions[1:], strict=True):
+        assert edit["type"] == "m.room.message"
+        assert edit["content"] == {
+            "msgtype": "m.notice",
+            "body": f"* {version}",
+            "m.new_content": {"msgtype": "m.notice", "body": version},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": first["event_id"]},
+        }
+    stamps = [e["origin_server_ts"] for e in events]
+    # The bot pauses 0.2 s between versions (the server's clock, so a little slack).
+    assert all(b - a >= 150 for a, b in pairwise(stamps)), stamps
+
+
+def test_command_bot_answers_in_html(
+    homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    _, [event] = _bot_event(homeserver, register_user(), command_bot.user_id, "!html")
+    assert event["content"] == {
+        "msgtype": "m.notice",
+        "body": "bold move",
+        "format": "org.matrix.custom.html",
+        "formatted_body": "<p><b>bold</b> move</p>\n",
+    }
+
+
+def test_command_bot_mentions_the_sender(
+    homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    user = register_user()
+    me = user.user_id
+    _, [event] = _bot_event(homeserver, user, command_bot.user_id, "!mention")
+    assert event["content"] == {
+        "msgtype": "m.notice",
+        "body": f"{me}: you called?",
+        "format": "org.matrix.custom.html",
+        "formatted_body": f'<a href="https://matrix.to/#/{me}">{me}</a>: you called?',
+        "m.mentions": {"user_ids": [me]},
+    }
+
+
+def test_command_bot_ignores_quiet_edits_and_reactions(
+    homeserver: Homeserver, register_user: RegisterUser, command_bot: RegisteredUser
+) -> None:
+    async def conversation(peer: Peer) -> None:
+        command = await peer.send("!ping")
+        pong = await peer.next_event()
+        assert pong is not None
+        assert pong["content"] == {"msgtype": "m.notice", "body": "pong"}
+        await peer.send("!quiet")
+        # An edit whose fallback body is itself a command: still an edit, not a command.
+        await peer.send_content(
+            {
+                "msgtype": "m.text",
+                "body": "!echo edited",
+                "m.new_content": {"msgtype": "m.text", "body": "!echo edited"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": command},
+            }
+        )
+        for target in (command, pong["event_id"]):
+            relation = {"rel_type": "m.annotation", "event_id": target, "key": "!ping"}
+            await peer.send_content({"m.relates_to": relation}, "m.reaction")
+        # The bot handles a room's events in order: had it answered any of the
+        # above, that answer would arrive before this one.
+        await peer.send("!echo done")
+        event = await peer.next_event()
+        assert event is not None
+        assert event["content"] == {"msgtype": "m.notice", "body": "done"}
+
+    _talk(homeserver, register_user(), command_bot.user_id, conversation)
 
 
 # --- the command bot, started by the test itself ---

@@ -83,7 +83,7 @@ def test_mock_bot_hears_a_client_that_spoke_before_it_started(
             room = await session.open_dm(mock_bot.user_id, wait_for_join=False, timeout=10)
             await session.send_text(room, "Foo", timeout=10)
             bot = start_cli("run", bot_script, "--account", make_account(user=mock_bot))
-            reply = await session.next_reply(room, timeout=30)
+            reply = await session.next_event(room, timeout=30)
             run = await asyncio.to_thread(finish, bot)
             assert run.code == 0, run.stdout + run.stderr
             return Message.from_event(reply.event) if reply else None

@@ -78,22 +78,56 @@ class FakeSession:
         self.calls.append(("wait_for_room", need_message, timeout))
         return self.room
 
-    async def send_text(self, room_id: str, body: str, *, timeout: float) -> Event:
-        self.calls.append(("send_text", room_id, body, timeout))
+    async def send_event(
+        self, room_id: str, event_type: str, content: dict[str, Any], *, timeout: float
+    ) -> Event:
+        body = str(content.get("body", ""))
+        # Deadlines reach the session as what is left of them: round off the microseconds.
+        self.calls.append(("send_event", room_id, body, round(timeout, 1)))
         if body in self.fail_on_send:
             raise self.fail_on_send[body]
         self.sent.append(body)
         return {
-            "type": "m.room.message",
+            "type": event_type,
             "event_id": f"$sent-{len(self.sent)}",
             "sender": ME,
             "room_id": room_id,
             "origin_server_ts": 1_700_000_000_000,
-            "content": {"msgtype": "m.text", "body": body},
+            "content": content,
         }
 
-    async def next_reply(self, room_id: str, *, timeout: float) -> Reply | None:
-        self.calls.append(("next_reply", room_id, timeout))
+    async def redact(
+        self, room_id: str, event_id: str, reason: str | None, *, timeout: float
+    ) -> Event:
+        self.calls.append(("redact", room_id, event_id, reason))
+        return {
+            "type": "m.room.redaction",
+            "event_id": "$redaction",
+            "sender": ME,
+            "redacts": event_id,
+            "content": {"redacts": event_id},
+        }
+
+    async def set_typing(
+        self, room_id: str, typing: bool, seconds: float, *, timeout: float
+    ) -> None:
+        self.calls.append(("set_typing", room_id, typing, seconds))
+
+    async def send_read_receipt(self, room_id: str, event_id: str, *, timeout: float) -> None:
+        self.calls.append(("send_read_receipt", room_id, event_id))
+
+    async def upload(
+        self, path: Path, *, mimetype: str, filename: str, timeout: float
+    ) -> tuple[str, int]:
+        self.calls.append(("upload", path.name, mimetype, filename))
+        return "mxc://synapse-test.localhost/uploaded", 68  # what a real upload would report
+
+    async def download_size(self, mxc: str, *, timeout: float) -> int:
+        self.calls.append(("download_size", mxc))
+        return 68 if mxc.startswith("mxc://") else -1
+
+    async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
+        self.calls.append(("next_event", room_id, round(timeout, 1)))
         queue = self.queues.get(room_id)
         return self._arrive(queue.popleft()) if queue else None
 
@@ -101,7 +135,7 @@ class FakeSession:
     def _arrive(reply: str | Reply) -> Reply:
         return bot_says(reply) if isinstance(reply, str) else reply
 
-    def pending_replies(self, room_id: str) -> list[Reply]:
+    def pending_events(self, room_id: str) -> list[Reply]:
         queue = self.queues.get(room_id, deque())
         pending = [self._arrive(reply) for reply in queue]
         queue.clear()
@@ -191,11 +225,11 @@ def test_each_wait_uses_the_steps_deadline() -> None:
     )
     session = FakeSession(["b", "c"])
     result = run(script, session)
-    waits = [call for call in session.calls if call[0] in ("send_text", "next_reply")]
+    waits = [call for call in session.calls if call[0] in ("send_event", "next_event")]
     assert waits == [
-        ("send_text", ROOM, "a", 1.5),
-        ("next_reply", ROOM, 1.5),
-        ("next_reply", ROOM, 4.0),
+        ("send_event", ROOM, "a", 1.5),
+        ("next_event", ROOM, 1.5),
+        ("next_event", ROOM, 4.0),
     ]
     assert [step.timeout for step in result.steps] == [1.5, 4.0]
 
@@ -203,7 +237,7 @@ def test_each_wait_uses_the_steps_deadline() -> None:
 def test_command_line_timeout_reaches_the_session() -> None:
     session = FakeSession(["b"])
     run(parse_script("messages:\n  - expect: b\n"), session, timeout_override=2)
-    assert session.calls[-1] == ("next_reply", ROOM, 2.0)
+    assert session.calls[-1] == ("next_event", ROOM, 2.0)
 
 
 def test_passing_step_records_what_was_received_and_how_fast() -> None:
@@ -297,7 +331,7 @@ def test_reply_that_came_before_our_message_is_called_an_extra_reply() -> None:
     result = run(CLIENT_REPLAY, FakeSession(["Bar", "Baz", early]))
     assert result.failure is not None
     assert result.failure.step_index == 2
-    assert "arrived before this step's message was sent" in result.failure.reason
+    assert "arrived before this step's action: an extra reply?" in result.failure.reason
     assert result.steps[2].latency == 0
 
 

@@ -144,13 +144,41 @@ def test_mismatch_carries_the_received_message() -> None:
     assert mismatch.reason == "the reply's body differs from the expected text"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not decided: a person reads 'hrm', the body says '> <alice> Foo\\n\\nhrm';"
-    " the spec asks clients to strip reply fallbacks",
-)
 def test_reply_fallback_is_stripped_before_matching() -> None:
+    # A person reads 'hrm'; the body says '> <@alice:...> Foo\n\nhrm'.
     assert match_body("hrm", event("reply")) is None
+
+
+def test_reply_fallback_is_not_part_of_the_expected_text() -> None:
+    assert match_body(event("reply")["content"]["body"], event("reply")) is not None
+
+
+def test_multi_line_reply_fallback_is_stripped_before_matching() -> None:
+    assert match_body("**done**\n> not a fallback", event("reply_multiline")) is None
+
+
+def test_reply_fallback_in_a_thread_is_stripped_before_matching() -> None:
+    assert match_body("then this", event("thread_quote")) is None
+
+
+def test_quote_in_a_message_that_is_not_a_reply_is_kept() -> None:
+    quoting = with_content("notice", {"msgtype": "m.text", "body": "> Foo\n\nhrm"})
+    assert match_body("> Foo\n\nhrm", quoting) is None
+    assert match_body("hrm", quoting) is not None
+
+
+def test_mismatch_of_a_reply_diffs_the_text_without_fallback() -> None:
+    mismatch = match_body("hmm", event("reply"))
+    assert mismatch is not None
+    assert mismatch.diff == (
+        "- expected: 'hmm'\n+ received: 'hrm'\n  first difference at character 2"
+    )
+
+
+def test_mismatch_of_a_reply_keeps_the_raw_body_in_the_message() -> None:
+    mismatch = match_body("hmm", event("reply"))
+    assert mismatch is not None
+    assert mismatch.received.body == event("reply")["content"]["body"]
 
 
 def test_redacted_message_never_matches() -> None:

@@ -289,6 +289,7 @@ def test_json_report_has_steps_with_what_was_received() -> None:
             "body": "Bar",
             "timestamp_ms": 2,
         },
+        "path": None,
     }
 
 

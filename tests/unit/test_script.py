@@ -263,7 +263,7 @@ def test_huge_timeout_is_an_error(tmp_path: Path) -> None:
 def test_empty_step_mapping_is_an_error_with_a_hint(tmp_path: Path) -> None:
     error, path = load_error(tmp_path, "messages:\n  - send: hi\n  - {}\n")
     assert_points_at(error, path, 3, 5)
-    assert "a step needs 'send', 'expect', or both" in str(error)
+    assert "a step needs an action ('send', 'react', ...) or an expectation" in str(error)
     assert error.hint is not None
     assert "send" in error.hint
 
