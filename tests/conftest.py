@@ -24,6 +24,21 @@ class RegisterUser(Protocol):
     def __call__(self, localpart: str | None = None, password: str = "test") -> RegisteredUser: ...
 
 
+@pytest.fixture(scope="session", autouse=True)
+def login_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every command the tests run remembers its logins here, never in the real home."""
+    path = tmp_path_factory.mktemp("state") / "logins.json"
+    before = os.environ.get("MATRIX_BOT_TESTER_STATE")
+    os.environ["MATRIX_BOT_TESTER_STATE"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MATRIX_BOT_TESTER_STATE", None)
+        else:
+            os.environ["MATRIX_BOT_TESTER_STATE"] = before
+
+
 @pytest.fixture(scope="session")
 def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:
     """One Synapse for the whole session: starting one costs seconds, a user costs milliseconds."""

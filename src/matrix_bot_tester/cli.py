@@ -20,6 +20,7 @@ from matrix_bot_tester.account import Account, load_account
 from matrix_bot_tester.errors import ExitCode, InputError, TesterError
 from matrix_bot_tester.runner import RunOptions, execute
 from matrix_bot_tester.script import load_script
+from matrix_bot_tester.state import default_path as default_state_path
 
 
 def _positive_seconds(text: str) -> float:
@@ -43,6 +44,23 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write a JSON report")
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show each step live, with its latency"
+    )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        metavar="PATH",
+        help="where logins are remembered between runs (default: $MATRIX_BOT_TESTER_STATE,"
+        " else ~/.local/state/matrix-bot-tester/logins.json)",
+    )
+    parser.add_argument(
+        "--no-state",
+        action="store_true",
+        help="remember nothing: log in at the start and out at the end of each run",
+    )
+    parser.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="leave and forget the rooms this run created, when it ends",
     )
 
 
@@ -199,6 +217,8 @@ def _dispatch(
         junit_xml=args.junit_xml,
         json=args.json,
         verbose=args.verbose,
+        state_file=None if args.no_state else (args.state_file or default_state_path()),
+        cleanup=args.cleanup,
     )
     return execute(options, console, err)
 

@@ -44,8 +44,11 @@ class _Model(BaseModel):
 
 
 def _shape_of(value: Any) -> str:
-    """Route a value to the union member of its YAML shape, so errors speak of that member."""
-    if isinstance(value, dict):
+    """Route a value to the union member of its YAML shape, so errors speak of that member.
+
+    A model instance is a mapping too: serialising (``model_dump``) routes values, not YAML.
+    """
+    if isinstance(value, dict | BaseModel):
         return "mapping"
     if isinstance(value, list):
         return "list"
@@ -369,6 +372,8 @@ class Include(_Model):
 
 
 def _step_or_include(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return "include" if isinstance(value, Include) else "step"
     return "include" if isinstance(value, dict) and "include" in value else "step"
 
 
@@ -387,6 +392,11 @@ class ScriptFile(_Model):
     )
     timeout: Seconds | None = Field(default=None, description="seconds per step (default 30)")
     wait_for_join: bool = True
+    cleanup: bool | None = Field(
+        default=None,
+        description="leave and forget the room this script created or joined when it ends"
+        " (default: --cleanup)",
+    )
     ignore: list[ExpectSpec] | None = Field(default=None, description="noise to skip in every step")
     messages: list[StepOrInclude] = Field(min_length=1)
 

@@ -11,6 +11,7 @@ import asyncio
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 
@@ -20,6 +21,7 @@ from matrix_bot_tester.errors import ExitCode, InfrastructureError, InputError, 
 from matrix_bot_tester.report import ConsoleReporter, json_report, junit_xml, write_atomically
 from matrix_bot_tester.result import ConversationResult, Failure, Outcome, exit_code
 from matrix_bot_tester.script import Role, Script
+from matrix_bot_tester.state import LoginStore
 
 SIGTERM_EXIT = 143
 
@@ -33,6 +35,8 @@ class RunOptions:
     junit_xml: str | None = None
     json: str | None = None
     verbose: bool = False
+    state_file: Path | None = None  # where logins are remembered; None: log in and out each run
+    cleanup: bool = False  # leave and forget the rooms this run created
     results: list[ConversationResult] = field(default_factory=list)
 
 
@@ -55,7 +59,8 @@ async def run_conversations(options: RunOptions, reporter: ConsoleReporter) -> N
     """One session, the scripts in a row; results appear in ``options.results`` as they go."""
     from matrix_bot_tester.session import NioSession
 
-    session = NioSession(options.account)
+    logins = LoginStore(options.state_file) if options.state_file else None
+    session = NioSession(options.account, logins=logins)
     try:
         try:
             await session.connect()
@@ -77,6 +82,9 @@ async def run_conversations(options: RunOptions, reporter: ConsoleReporter) -> N
             conversation.result.warnings.extend(session.warnings)
             session.warnings.clear()
             reporter.conversation_finished(conversation.result)
+            cleanup = script.cleanup if script.cleanup is not None else options.cleanup
+            if cleanup and conversation.result.room_id:
+                await session.leave(conversation.result.room_id)
             if conversation.result.outcome is Outcome.ERROR:
                 break  # the homeserver failed us; the scripts left would only wait it out
     finally:
@@ -97,6 +105,8 @@ def _errored(script: Script, options: RunOptions, exc: TesterError) -> Conversat
 
 def execute(options: RunOptions, console: Console, err: Console) -> int:
     _check_partner(options)
+    if options.state_file:
+        LoginStore(options.state_file).check()
     reporter = ConsoleReporter(console, err, verbose=options.verbose)
     started = time.monotonic()
     stopped_by: list[int] = []

@@ -80,6 +80,7 @@ class Script:
     wait_for_join: bool
     ignore: tuple[Expectation, ...]
     steps: tuple[PlacedStep, ...]
+    cleanup: bool | None = None  # None: as the command line says
 
     @property
     def directory(self) -> Path:
@@ -320,6 +321,7 @@ def from_document(doc: yamlfile.LocatedDocument) -> Script:
         wait_for_join=model.wait_for_join,
         ignore=tuple(as_expectation(spec) for spec in model.ignore or []),
         steps=tuple(expander.steps),
+        cleanup=model.cleanup,
     )
 
 

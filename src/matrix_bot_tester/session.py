@@ -30,6 +30,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -59,6 +60,7 @@ from matrix_bot_tester.account import Account
 from matrix_bot_tester.conversation import ConversationFailed, Reply
 from matrix_bot_tester.errors import InfrastructureError, InputError
 from matrix_bot_tester.matching import Event
+from matrix_bot_tester.state import LoginStore, StoredLogin
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,10 @@ STREAM_FILTER: dict[str, Any] = {
 }
 
 
+class TokenRejected(InfrastructureError):
+    """The homeserver no longer accepts our access token (logged out, expired)."""
+
+
 @dataclass
 class _RoomFeed:
     """What we know about one room during the run."""
@@ -119,6 +125,10 @@ class _RoomFeed:
     replies: deque[Reply] = field(default_factory=deque)
     seen: set[str] = field(default_factory=set)
     members: dict[str, str] = field(default_factory=dict)  # user -> membership, seen in the run
+
+
+def _knows_one_of(seen: set[str], chunk: list[Event]) -> bool:
+    return any(event.get("event_id") in seen for event in chunk)
 
 
 def _membership(event: Event) -> str | None:
@@ -132,8 +142,9 @@ def _membership(event: Event) -> str | None:
 class NioSession:
     """A logged-in account with a sync loop running beside the conversation."""
 
-    def __init__(self, account: Account) -> None:
+    def __init__(self, account: Account, *, logins: LoginStore | None = None) -> None:
         self.account = account
+        self._logins = logins
         self._client = AsyncClient(
             account.homeserver_url,
             account.user,
@@ -155,6 +166,8 @@ class NioSession:
         self._joined_via_invite: list[str] = []
         self._first_spoken: list[str] = []  # rooms in the order someone else first spoke
         self._used_rooms: set[str] = set()
+        self._entered: set[str] = set()  # rooms this run created or joined
+        self._joined_at_start: set[str] = set()
         self._accept_invites = False
         self._changed = asyncio.Condition()
         self._sync_task: asyncio.Task[None] | None = None
@@ -208,7 +221,7 @@ class NioSession:
                     await asyncio.sleep(wait)  # the server told us how long; not a sync guess
                     continue
                 if response.status_code == "M_UNKNOWN_TOKEN":
-                    raise InfrastructureError(
+                    raise TokenRejected(
                         f"{what}: the homeserver rejected the access token of {self.user_id}",
                         hint="log in again or fix 'access_token' in the account file",
                     )
@@ -269,23 +282,13 @@ class NioSession:
                 )
         else:
             assert account.password is not None
-            password = account.password.get_secret_value()
-            response = await self._call(
-                "logging in",
-                lambda: self._client.login(password=password, device_name=DEVICE_NAME),
-                deadline,
-            )
-            if not isinstance(response, LoginResponse):
-                raise InfrastructureError(
-                    f"login refused for {account.user} at {self.url}: {self._error_text(response)}",
-                    hint=f"check 'user' and 'password' in {account.path}",
-                )
-            self._logged_in_with_password = True
+            await self._log_in(account.password.get_secret_value(), deadline)
 
         joined = await self._call("listing joined rooms", self._client.joined_rooms, deadline)
         if isinstance(joined, JoinedRoomsResponse):
             for room_id in joined.rooms:
                 self._rooms[room_id] = _RoomFeed(counting=True)
+                self._joined_at_start.add(room_id)
         first = await self._call(
             "first sync",
             lambda: self._client.sync(timeout=0, sync_filter=INITIAL_FILTER),
@@ -297,6 +300,43 @@ class NioSession:
             if self._invite_is_for_me(info.invite_state):
                 self._invites.append(room_id)
         self._sync_task = asyncio.create_task(self._sync_forever(), name="matrix sync")
+
+    async def _log_in(self, password: str, deadline: float) -> None:
+        """Reuse the remembered login of this account if it still works, else log in."""
+        account = self.account
+        store = self._logins
+        stored = store.get(self.url, account.user, password) if store else None
+        if store is not None and stored is not None:
+            self._client.restore_login(account.user, stored.device_id, stored.access_token)
+            try:
+                who = await self._call("checking the saved login", self._client.whoami, deadline)
+            except TokenRejected:
+                who = None
+            if isinstance(who, WhoamiResponse) and who.user_id == account.user:
+                return
+            # Logged out or expired: forget it and log in afresh below.
+            store.forget(self.url, account.user, password)
+            self._client.access_token = ""
+        response = await self._call(
+            "logging in",
+            lambda: self._client.login(password=password, device_name=DEVICE_NAME),
+            deadline,
+        )
+        if not isinstance(response, LoginResponse):
+            raise InfrastructureError(
+                f"login refused for {account.user} at {self.url}: {self._error_text(response)}",
+                hint=f"check 'user' and 'password' in {account.path}",
+            )
+        if store is not None:
+            store.put(
+                self.url,
+                account.user,
+                password,
+                StoredLogin(response.access_token, response.device_id),
+            )
+        else:
+            # Nobody will reuse this device: log it out at the end.
+            self._logged_in_with_password = True
 
     async def close(self) -> None:
         """Stop syncing and, after a password login, log out so devices don't pile up."""
@@ -371,7 +411,20 @@ class NioSession:
                 if room_id in self._invites:
                     feed.pending_at_start = True
                 if info.timeline.limited and not self._has_my_membership(events):
-                    events = await self._backfill(room_id, info.timeline.prev_batch) + events
+                    events = (
+                        await self._backfill(
+                            room_id, info.timeline.prev_batch, self._has_my_membership
+                        )
+                        + events
+                    )
+            elif info.timeline.limited and feed.seen:
+                # A gap in a room we follow: fetch back to the last event we saw.
+                events = (
+                    await self._backfill(
+                        room_id, info.timeline.prev_batch, partial(_knows_one_of, feed.seen)
+                    )
+                    + events
+                )
             self._take(room_id, feed, events, arrived)
         for room_id, invite in response.rooms.invite.items():
             if room_id not in self._invites and self._invite_is_for_me(invite.invite_state):
@@ -385,8 +438,15 @@ class NioSession:
             for e in events
         )
 
-    async def _backfill(self, room_id: str, prev_batch: str | None) -> list[Event]:
-        """Older events of a gappy first timeline, back to our own membership event."""
+    async def _backfill(
+        self, room_id: str, prev_batch: str | None, reached: Callable[[list[Event]], bool]
+    ) -> list[Event]:
+        """Fetch back the events a gappy (``limited``) timeline left out, oldest first.
+
+        Pages back from ``prev_batch`` until ``reached`` says a page holds the
+        point we already know; if that cannot be done, the report says replies
+        may have been missed.
+        """
         older: list[Event] = []
         token = prev_batch
         for _ in range(BACKFILL_PAGES):
@@ -408,11 +468,11 @@ class NioSession:
                 break
             chunk = [e.source for e in page.chunk]  # newest first
             older = list(reversed(chunk)) + older
-            if self._has_my_membership(chunk):
+            if reached(chunk):
                 return older
             token = page.end
         self.warnings.append(
-            f"room {room_id}: the first sync had a gap that could not be fetched back;"
+            f"room {room_id}: a sync skipped events that could not be fetched back;"
             " replies may have been missed"
         )
         return older
@@ -505,6 +565,7 @@ class NioSession:
                 hint="does the bot's user ID exist on this homeserver?",
             )
         room_id = str(created.room_id)
+        self._entered.add(room_id)
         await self._mark_direct(partner, room_id, deadline)
         if not wait_for_join:
             return room_id
@@ -536,6 +597,28 @@ class NioSession:
         if status != 200:
             self.warnings.append(f"could not record the DM in m.direct (HTTP {status})")
 
+    async def leave(self, room_id: str, *, timeout: float = 10.0) -> bool:
+        """Leave and forget a room this run entered, so test accounts don't pile up rooms.
+
+        Rooms the account was in before the run are never left. Returns whether it left.
+        """
+        if room_id not in self._entered:
+            return False
+        deadline = time.monotonic() + timeout
+        left = await self._call(
+            "leaving a room", lambda: self._client.room_leave(room_id), deadline
+        )
+        if isinstance(left, ErrorResponse):
+            self.warnings.append(f"could not leave {room_id}: {self._error_text(left)}")
+            return False
+        forgot = await self._call(
+            "forgetting a room", lambda: self._client.room_forget(room_id), deadline
+        )
+        if isinstance(forgot, ErrorResponse):
+            self.warnings.append(f"could not forget {room_id}: {self._error_text(forgot)}")
+        self._entered.discard(room_id)
+        return True
+
     async def join_room(self, room: str, *, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         response = await self._call(f"joining {room}", lambda: self._client.join(room), deadline)
@@ -544,7 +627,10 @@ class NioSession:
                 f"cannot join {room}: {self._error_text(response)}",
                 hint="is the room ID or alias right, and may this account join it?",
             )
-        return str(response.room_id)
+        room_id = str(response.room_id)
+        if room_id not in self._joined_at_start:  # joined before the run: not ours to leave
+            self._entered.add(room_id)
+        return room_id
 
     async def wait_for_room(self, *, need_message: bool, timeout: float) -> str | None:
         self._accept_invites = True
@@ -580,6 +666,7 @@ class NioSession:
                 response = None
             if isinstance(response, JoinResponse):
                 self._joined_via_invite.append(room_id)
+                self._entered.add(room_id)
                 await self._notify()
                 return
             await asyncio.sleep(pause)  # back-off between join attempts
