@@ -20,10 +20,11 @@ messages sent after it started, and never answers itself, an ``m.notice``, an
 edit or a reaction (none of them is a command), so two bots cannot talk each
 other into a loop. No end-to-end encryption: it works in unencrypted rooms only.
 
-Run it with options or the matching environment variables::
+Run it with options or the matching environment variables (prefer the
+variable for the secret: a command line is visible to every user in ``ps``)::
 
-    python examples/command_bot.py --homeserver http://127.0.0.1:8008 \\
-        --user @bot:localhost --password secret
+    MBT_BOT_PASSWORD=secret python examples/command_bot.py \\
+        --homeserver http://127.0.0.1:8008 --user @bot:localhost
     MBT_BOT_HOMESERVER=... MBT_BOT_USER=... MBT_BOT_ACCESS_TOKEN=... python examples/command_bot.py
 
 Once it is listening it prints exactly one line, ``ready``, on stdout (the

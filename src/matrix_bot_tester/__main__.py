@@ -1,5 +1,5 @@
 """``python -m matrix_bot_tester`` is the same as the ``matrix-bot-tester`` command."""
 
-from matrix_bot_tester.cli import entry_point
+from matrix_bot_tester._entry import main
 
-entry_point()
+main()

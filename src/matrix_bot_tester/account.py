@@ -75,6 +75,21 @@ class _AccountModel(BaseModel):
                 "the account needs 'password' or 'access_token'",
                 {"hint": "use '${MY_BOT_PASSWORD}' to read it from the environment"},
             )
+        if self.password is not None and self.access_token is not None:
+            raise PydanticCustomError(
+                "two_secrets",
+                "the account gives both 'password' and 'access_token'; give one",
+                {"hint": "remove the one you do not mean to use"},
+            )
+        for key in ("password", "access_token"):
+            secret = getattr(self, key)
+            if secret is not None and not secret.get_secret_value().strip():
+                # Usually a CI secret that is not set: the variable exists but is empty.
+                raise PydanticCustomError(
+                    "empty_secret",
+                    "'{key}' is empty",
+                    {"key": key, "hint": "if it comes from ${VARIABLE}, that variable is empty"},
+                )
         return self
 
 

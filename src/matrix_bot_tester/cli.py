@@ -59,8 +59,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cleanup",
-        action="store_true",
-        help="leave and forget the rooms this run created, when it ends",
+        choices=("always", "passed", "never"),
+        default="passed",
+        help="leave and forget the rooms this run created: after every conversation, after"
+        " those that passed (default; failed ones stay for you to read), or never",
     )
 
 
@@ -80,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="account file (the original tool's invocation)",
     )
     parser.add_argument(
-        "-r", "--replay", metavar="SCRIPT", help="script file (the original tool's invocation)"
+        "-r",
+        "--replay",
+        metavar="SCRIPT",
+        action="append",
+        help="script file (the original tool's invocation; may be given more than once)",
     )
     _add_run_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -133,18 +139,32 @@ def _partner(account: Account, override: str | None) -> str | None:
     return override or account.user_to_test
 
 
-def _validate(args: argparse.Namespace, console: Console) -> int:
+def _validate(args: argparse.Namespace, console: Console, err: Console) -> int:
+    """Check every file, not just up to the first broken one; one line each."""
+    broken = 0
     for path in args.scripts:
-        script = load_script(path)
+        try:
+            script = load_script(path)
+        except InputError as exc:
+            broken += 1
+            err.print(f"error: {exc.one_line()}", markup=False, highlight=False)
+            continue
+        steps = len(script.steps)
         console.print(
-            f"ok {path} ({script.role.value} role, {len(script.steps)} steps)", highlight=False
+            f"ok {path} ({script.role.value} role, {steps} step{'' if steps == 1 else 's'})",
+            highlight=False,
         )
     if args.account:
-        account = load_account(args.account)
-        console.print(
-            f"ok {args.account} ({account.user} at {account.homeserver_url})", highlight=False
-        )
-    return int(ExitCode.PASSED)
+        try:
+            account = load_account(args.account)
+        except InputError as exc:
+            broken += 1
+            err.print(f"error: {exc.one_line()}", markup=False, highlight=False)
+        else:
+            console.print(
+                f"ok {args.account} ({account.user} at {account.homeserver_url})", highlight=False
+            )
+    return int(ExitCode.BAD_INPUT if broken else ExitCode.PASSED)
 
 
 def _homeserver(args: argparse.Namespace, console: Console) -> int:
@@ -172,7 +192,9 @@ def _homeserver(args: argparse.Namespace, console: Console) -> int:
     elif args.hs_command == "register":
         user = homeserver.register(args.dir, args.user, args.password, admin=args.admin)
         if user is None:
-            console.print(f"{args.user} already exists", highlight=False)
+            console.print(
+                f"{args.user} already exists; its password was not changed", highlight=False
+            )
         else:
             console.print(user.user_id, highlight=False)
     return int(ExitCode.PASSED)
@@ -182,7 +204,7 @@ def _dispatch(
     args: argparse.Namespace, parser: argparse.ArgumentParser, console: Console, err: Console
 ) -> int:
     if args.command == "validate":
-        return _validate(args, console)
+        return _validate(args, console, err)
     if args.command == "homeserver":
         return _homeserver(args, console)
     if args.command == "schema":
@@ -194,6 +216,11 @@ def _dispatch(
         from matrix_bot_tester.demo import run_demo
 
         return run_demo(console, verbose=args.verbose)
+    if args.command and (args.bot_config or args.replay):
+        raise InputError(
+            f"-b/-r and the '{args.command}' command do not go together",
+            hint="use either 'matrix-bot-tester -b ACCOUNT -r SCRIPT' or a command",
+        )
     if args.command == "run":
         account_path, script_paths, partner = args.account, args.scripts, args.bot
     elif args.bot_config or args.replay:
@@ -202,7 +229,7 @@ def _dispatch(
                 "the original invocation needs both --bot-config and --replay",
                 hint="matrix-bot-tester -b ACCOUNT -r SCRIPT",
             )
-        account_path, script_paths, partner = args.bot_config, [args.replay], None
+        account_path, script_paths, partner = args.bot_config, args.replay, None
     else:
         parser.print_help(sys.stderr)
         return int(ExitCode.BAD_INPUT)
@@ -241,9 +268,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
 
 
-def entry_point() -> None:
-    sys.exit(main())
-
-
 if __name__ == "__main__":
-    entry_point()
+    sys.exit(main())

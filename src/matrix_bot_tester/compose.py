@@ -15,7 +15,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 from matrix_bot_tester.language import Edit, React, SendMessage
-from matrix_bot_tester.matching import Event, html_to_text
+from matrix_bot_tester.matching import Event, html_to_text, thread_root
 
 HTML_FORMAT = "org.matrix.custom.html"
 
@@ -80,10 +80,14 @@ def file_content(
 
 def _add_relations(content: dict[str, Any], spec: SendMessage, named: Mapping[str, Event]) -> None:
     if spec.thread is not None:
-        root = event_id_of(spec.thread, named)
+        # A message already in a thread stands for its thread: Matrix allows no
+        # thread inside a thread.
+        named_id = event_id_of(spec.thread, named)
+        root = thread_root(named.get(spec.thread) or {}) or named_id
         relates: dict[str, Any] = {"rel_type": "m.thread", "event_id": root}
-        # In a thread, a reply points at its message; otherwise clients fall back to the root.
-        reply_to = event_id_of(spec.reply_to, named) if spec.reply_to else root
+        # In a thread, a reply points at its message; otherwise clients that know no
+        # threads fall back to the message the script named.
+        reply_to = event_id_of(spec.reply_to, named) if spec.reply_to else named_id
         relates["m.in_reply_to"] = {"event_id": reply_to}
         relates["is_falling_back"] = spec.reply_to is None
         content["m.relates_to"] = relates

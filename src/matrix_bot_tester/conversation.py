@@ -19,6 +19,7 @@ session. The rules:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from matrix_bot_tester.matching import (
     Message,
     Verdict,
     apply_edit,
+    closest,
     edit_target,
     evaluate,
     readable_text,
@@ -224,6 +226,9 @@ class Conversation:
         self._inbox: list[Reply] = []
         self._known: dict[str, Event] = {}  # every event seen, by ID, as last edited
         self._edited: set[str] = set()  # IDs of events edited since the flag was last cleared
+        self._edits_in_step = 0
+        self._session: Session | None = None
+        self._rate_mark = 0.0  # the session's 429 waiting already charged to earlier steps
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -252,6 +257,12 @@ class Conversation:
     def _opening_timeout(self) -> float:
         """How long to wait for the room itself: the first step's deadline."""
         return self.script.step_timeout(self.script.steps[0], self.timeout_override)
+
+    def _charge_rate_limits(self, record: StepResult) -> None:
+        """Charge the 429 waiting since the last mark to ``record`` (a real session counts it)."""
+        total = float(getattr(self._session, "rate_limited_seconds", 0.0))
+        record.rate_limited = round(record.rate_limited + total - self._rate_mark, 3)
+        self._rate_mark = total
 
     def _event_ids(self) -> dict[str, str]:
         return {name: str(event.get("event_id", "")) for name, event in self.named.items()}
@@ -288,6 +299,8 @@ class Conversation:
         result.user_id = session.user_id
         result.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._start = time.monotonic()
+        self._session = session
+        self._rate_mark = float(getattr(session, "rate_limited_seconds", 0.0))
         try:
             result.room_id = await self._open(session)
             self.values.update(
@@ -315,6 +328,7 @@ class Conversation:
             )
             if current:
                 current.outcome = Outcome.ERROR
+                self._charge_rate_limits(current)
                 if self.on_step:
                     self.on_step(current)
         except asyncio.CancelledError:
@@ -322,6 +336,7 @@ class Conversation:
             current = self._current_step()
             if current:
                 current.outcome = Outcome.INTERRUPTED
+                self._charge_rate_limits(current)
             result.failure = Failure(
                 step_index=current.index if current else None,
                 line=current.line if current else None,
@@ -345,23 +360,37 @@ class Conversation:
     async def _run_step(self, session: Session, room_id: str, placed: PlacedStep) -> None:
         record = self.result.steps[placed.index]
         deadline = time.monotonic() + record.timeout
-        try:
-            step: Step = fill_all(placed.spec, self.values, self._event_ids())
-        except Undefined as missing:
-            self._fail(record, placed, f"{missing.args[0]} has no value at this point")
-        sent = await self._act(session, room_id, placed, step, deadline, record)
+        self._edits_in_step = 0
+        # The action is filled in first; the expectations after it, so that they
+        # may refer to what this very step sent ({NAME.event_id} of its own name).
+        action_only = placed.spec.model_copy(
+            update={"expect": None, "expect_unordered": None, "ignore": None}
+        )
+        action = self._filled(record, placed, action_only)
+        record.send = describe_action(action)
+        sent = await self._act(session, room_id, placed, action, deadline, record)
         began = time.monotonic()
         if sent is not None:
             self._known[str(sent.get("event_id"))] = sent
             self._record("sent", sent, placed.index, began)
-            if step.name:
-                self.named[step.name] = sent
+            if action.name:
+                self.named[action.name] = sent
+        step = self._filled(record, placed, placed.spec)
+        record.expect = describe_expectation(step)
         context = MatchContext(me=session.user_id, step_event=sent, named=self.named)
         steps = _Expecting(self, session, room_id, placed, step, record, context, deadline, began)
         await steps.run()
         record.outcome = Outcome.PASSED
+        self._charge_rate_limits(record)
         if self.on_step:
             self.on_step(record)
+
+    def _filled(self, record: StepResult, placed: PlacedStep, spec: Step) -> Step:
+        try:
+            filled: Step = fill_all(spec, self.values, self._event_ids())
+        except Undefined as missing:
+            self._fail(record, placed, f"{missing.args[0]} has no value at this point")
+        return filled
 
     async def _act(
         self,
@@ -422,7 +451,7 @@ class Conversation:
                     room_id, raw.type, dict(raw.content), timeout=left()
                 )
             elif step.wait is not None:
-                await asyncio.sleep(min(step.wait, left()))  # a pause the script asked for
+                await asyncio.sleep(step.wait)  # a pause the script asked for, as long as asked
         except compose.UnknownMessage as missing:
             self._fail(record, placed, f"no message named {missing.args[0]!r} was seen")
         return None
@@ -444,26 +473,33 @@ class Conversation:
                 if named.get("event_id") == target:
                     self.named[name] = edited
             self._record("received", edited, step_index, reply.arrived, "edited")
+            self._edits_in_step += 1
             return None
         event_id = event.get("event_id")
         if isinstance(event_id, str):
             self._known[event_id] = event
+        if not self.values.get("bot"):
+            # In the mock-bot role the other side is whoever speaks to us first.
+            self.values["bot"] = str(event.get("sender", ""))
         self._inbox.append(reply)
         return reply
 
-    async def _pull(self, session: Session, room_id: str, until: float, step_index: int) -> bool:
-        """Wait for one more event until ``until``; False when none came."""
+    async def _pull(
+        self, session: Session, room_id: str, until: float, step_index: int
+    ) -> Reply | None:
+        """Wait for one more event until ``until``; None when none came."""
         remaining = until - time.monotonic()
         if remaining <= 0:
-            return False
+            return None
         reply = await session.next_event(room_id, timeout=remaining)
         if reply is None:
-            return False
+            return None
         self._take_in(reply, step_index)
-        return True
+        return reply
 
     def _fail(self, record: StepResult, placed: PlacedStep, reason: str, **facts: Any) -> Any:
         record.outcome = Outcome.FAILED
+        self._charge_rate_limits(record)
         self.result.failure = Failure(
             step_index=placed.index,
             line=placed.line,
@@ -508,8 +544,11 @@ class _Expecting:
         self.context = context
         self.deadline = deadline
         self.began = began
-        self.ignore = [*conversation.script.ignore, *(_expectations(step.ignore))]
-        self.seen: list[Event] = []  # candidates that did not match, for the closest-reply report
+        # The script's rules are filled in like the step (the step's own already are).
+        script_ignore = fill_all(
+            list(conversation.script.ignore), conversation.values, conversation._event_ids()
+        )
+        self.ignore = [*script_ignore, *(_expectations(step.ignore))]
 
     async def run(self) -> None:
         step = self.step
@@ -588,12 +627,13 @@ class _Expecting:
         grace_until = min(self.deadline, time.monotonic() + EDIT_GRACE)
         while not verdict.ok and time.monotonic() < grace_until:
             c._edited.discard(event_id)
-            if not await c._pull(self.session, self.room_id, grace_until, self.placed.index):
+            pulled = await c._pull(self.session, self.room_id, grace_until, self.placed.index)
+            if pulled is None:
                 break
             if event_id in c._edited:
                 reply = Reply(c._known[event_id], reply.arrived)
                 verdict = evaluate(expectation, reply.event, self.context)
-                matched_at = time.monotonic()
+                matched_at = pulled.arrived  # the edit's arrival: 'within' judges arrival times
                 grace_until = min(self.deadline, time.monotonic() + EDIT_GRACE)
         return reply, verdict, matched_at
 
@@ -635,11 +675,15 @@ class _Expecting:
             await self._downloadable(expectation, reply)
 
     async def _quiet(self, seconds: float, key: str) -> None:
-        """Nothing new from the other side for ``seconds`` (edits and ignored noise aside)."""
+        """Nothing new from the other side for ``seconds`` (edits and ignored noise aside).
+
+        Events that arrived before this step's action are not answers to it: they
+        stay for later steps (or the transcript's unexpected ones).
+        """
         c = self.c
         until = time.monotonic() + seconds
         while True:
-            for reply in list(c._inbox):
+            for reply in [r for r in c._inbox if r.arrived >= self.began]:
                 c._inbox.remove(reply)
                 if self._ignored(reply.event):
                     c._record("received", reply.event, self.placed.index, reply.arrived, "ignored")
@@ -659,13 +703,28 @@ class _Expecting:
     # -- failures
 
     def _timed_out(self, expectation: Expectation, unordered: int = 0) -> None:
+        c = self.c
         waited = round(time.monotonic() - self.began, 3)
-        what = f"{unordered} more replies" if unordered > 1 else "a matching reply"
         reason = f"no reply within {self.record.timeout:g} s"
-        if self.seen:
-            reason = f"{what} did not come within {self.record.timeout:g} s"
-        self.c._fail(
-            self.record, self.placed, reason, expected=_text_of(expectation), waited=waited
+        if unordered > 1:
+            reason = (
+                f"{unordered} of the expected replies did not come within {self.record.timeout:g} s"
+            )
+        facts: dict[str, Any] = {}
+        others = [r.event for r in c._inbox if r.arrived >= self.began]
+        best = closest(expectation, others, self.context) if others else None
+        if best is not None:
+            # Something came, just not of the expected type: show the nearest thing.
+            event, verdict = best
+            reason += f" (what came instead: {event.get('type')})"
+            facts = {"received": message_of(event), "problems": verdict.problems}
+        elif c._edits_in_step:
+            reason += (
+                " (an earlier message was edited instead: expect the edited text in the"
+                " step that receives the message)"
+            )
+        c._fail(
+            self.record, self.placed, reason, expected=_text_of(expectation), waited=waited, **facts
         )
 
     def _mismatch(
@@ -703,7 +762,7 @@ def _text_of(expectation: Expectation) -> str:
     dumped = expectation.model_dump(exclude_defaults=True)
     if set(dumped) == {"body"} and isinstance(expectation.body, str):
         return expectation.body
-    return str(dumped)
+    return json.dumps(dumped, ensure_ascii=False)
 
 
 __all__ = ["Conversation", "ConversationFailed", "Reply", "Session"]

@@ -9,7 +9,9 @@ failure looks like), and stops everything, whatever happens.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -126,10 +128,20 @@ def _verdict(console: Console, options: RunOptions, code: int) -> int:
     console.print(
         "Demo finished as expected: the passing scripts passed and the failing one failed"
         " with a transcript and a diff.\nTest your own bot with:\n"
-        "  matrix-bot-tester run my-conversation.yaml --account my-account.yaml",
+        f"  {_command()} run my-conversation.yaml --account my-account.yaml\n"
+        "(README.md, 'Test your own bot', shows both files.)",
         highlight=False,
     )
     return int(ExitCode.PASSED)
+
+
+def _command() -> str:
+    """How to call this tool again: its name if it is on PATH, else the path to it."""
+    here = Path(sys.executable).parent / "matrix-bot-tester"
+    found = shutil.which("matrix-bot-tester")
+    if found and Path(found).resolve() == here.resolve():
+        return "matrix-bot-tester"
+    return os.path.relpath(here) if here.exists() else "matrix-bot-tester"
 
 
 if __name__ == "__main__":  # pragma: no cover

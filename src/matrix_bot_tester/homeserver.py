@@ -154,11 +154,14 @@ def start(
     server_name: str = "localhost",
     default_rate_limits: bool = False,
     timeout: float = 60.0,
+    config_overrides: dict[str, Any] | None = None,
 ) -> Homeserver:
     """Start Synapse in ``directory`` and wait until it is healthy.
 
     If a server already runs there it is returned as it is, whatever port or
-    server name was asked for: starting is idempotent.
+    server name was asked for: starting is idempotent. ``config_overrides``
+    are top-level keys of Synapse's configuration that replace ours (a test
+    that needs one small rate limit, say ``rc_room_creation``).
     """
     if not 0 < port < 65536:
         # Port 0 would bind, to a port nobody knows.
@@ -185,11 +188,22 @@ def start(
                 f"port {port} is already in use on loopback",
                 hint="stop what listens there, or start the homeserver on another port",
             )
-        _write_config(directory, state, hosts, default_rate_limits=default_rate_limits)
+        _write_config(
+            directory,
+            state,
+            hosts,
+            default_rate_limits=default_rate_limits,
+            overrides=config_overrides or {},
+        )
         _write_state(directory, state)
 
         server = _spawn(directory, state)
-        _wait_healthy(server, deadline)
+        try:
+            _wait_healthy(server, deadline)
+        except KeyboardInterrupt:
+            # Interrupted before it was ready: leave nothing half-started behind.
+            stop(directory)
+            raise
         return server
 
 
@@ -323,7 +337,12 @@ def _prepare_state(directory: Path, *, port: int, server_name: str) -> _State:
 
 
 def _write_config(
-    directory: Path, state: _State, hosts: tuple[str, ...], *, default_rate_limits: bool
+    directory: Path,
+    state: _State,
+    hosts: tuple[str, ...],
+    *,
+    default_rate_limits: bool,
+    overrides: dict[str, Any],
 ) -> None:
     config: dict[str, Any] = {
         "server_name": state.server_name,
@@ -361,6 +380,7 @@ def _write_config(
     }
     if not default_rate_limits:
         config.update(_RATE_LIMITS)
+    config.update(overrides)
     log_config = {
         "version": 1,
         "formatters": {

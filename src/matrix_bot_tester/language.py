@@ -94,7 +94,7 @@ class TextMatch(_Model):
         if self.regex is not None:
             try:
                 re.compile(self.regex)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:  # a{9999999999}, ((((...
                 raise PydanticCustomError(
                     "bad_regex",
                     "the regex does not compile: {error}",
@@ -395,7 +395,7 @@ class ScriptFile(_Model):
     cleanup: bool | None = Field(
         default=None,
         description="leave and forget the room this script created or joined when it ends"
-        " (default: --cleanup)",
+        " (true), or keep it (false); default: --cleanup (leave after a pass)",
     )
     ignore: list[ExpectSpec] | None = Field(default=None, description="noise to skip in every step")
     messages: list[StepOrInclude] = Field(min_length=1)

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from matrix_bot_tester import __version__
+from matrix_bot_tester.errors import InputError
 from matrix_bot_tester.matching import Message
 from matrix_bot_tester.result import ConversationResult, Outcome, StepResult
 
@@ -120,6 +121,8 @@ class ConsoleReporter:
             parts.append(f"got {escape(repr(_short(step.received.body, 40)))}")
         if step.latency is not None:
             parts.append(f"in {step.latency * 1000:.0f} ms")
+        if step.rate_limited:
+            parts.append(f"(rate-limited {step.rate_limited:.1f} s, not counted)")
         self.console.print(" ".join(parts), highlight=False)
 
     def conversation_finished(self, result: ConversationResult) -> None:
@@ -127,7 +130,8 @@ class ConsoleReporter:
         steps = sum(1 for s in result.steps if s.outcome is Outcome.PASSED)
         self.console.print(
             f"[{colour}]{label}[/] {escape(result.name)}"
-            f"  ({steps}/{len(result.steps)} steps, {result.duration:.2f} s)",
+            f"  ({steps}/{len(result.steps)} step{'' if len(result.steps) == 1 else 's'},"
+            f" {result.duration:.2f} s)",
             highlight=False,
         )
         if result.outcome is not Outcome.PASSED and result.failure is not None:
@@ -147,14 +151,49 @@ class ConsoleReporter:
         self.console.print(f"{', '.join(parts)} in {duration:.2f} s", highlight=False)
 
 
-def write_atomically(path: str | os.PathLike[str], text: str) -> None:
+def check_report_path(path: str | os.PathLike[str], what: str) -> None:
+    """Refuse, before anything is sent, a report path that could not be written."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    if target.is_dir():
+        raise InputError(
+            f"{what} path is a directory",
+            path=str(target),
+            hint="give a file name, e.g. reports/result.xml",
+        )
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(
+            f"{what} cannot be written there",
+            path=str(target),
+            hint=f"{parent} is not a writable folder",
+        )
+
+
+def write_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write a whole file or nothing: a temp file beside it, then a rename.
+
+    The file gets the usual permissions (0666 less the umask), not the temp
+    file's 0600, so CI artefact collectors can read it.
+    """
+    target = Path(path)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"cannot write the report: {exc.strerror}", path=str(target)) from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(temp, target)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        raise InputError(f"cannot write the report: {reason}", path=str(target)) from None
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise

@@ -40,6 +40,9 @@ class StepResult:
     outcome: Outcome
     timeout: float
     latency: float | None = None  # seconds from our send (or the step's start) to the reply
+    # Seconds this step (the first one: with opening the room) waited out the
+    # homeserver's 429s. Not part of ``latency``: that is the bot's time.
+    rate_limited: float = 0.0
     received: Message | None = None
     path: str | None = None  # the fragment the step came from, when it is not the script
 

@@ -18,7 +18,13 @@ from rich.console import Console
 from matrix_bot_tester.account import Account
 from matrix_bot_tester.conversation import Conversation
 from matrix_bot_tester.errors import ExitCode, InfrastructureError, InputError, TesterError
-from matrix_bot_tester.report import ConsoleReporter, json_report, junit_xml, write_atomically
+from matrix_bot_tester.report import (
+    ConsoleReporter,
+    check_report_path,
+    json_report,
+    junit_xml,
+    write_atomically,
+)
 from matrix_bot_tester.result import ConversationResult, Failure, Outcome, exit_code
 from matrix_bot_tester.script import Role, Script
 from matrix_bot_tester.state import LoginStore
@@ -36,7 +42,7 @@ class RunOptions:
     json: str | None = None
     verbose: bool = False
     state_file: Path | None = None  # where logins are remembered; None: log in and out each run
-    cleanup: bool = False  # leave and forget the rooms this run created
+    cleanup: str = "passed"  # leave the rooms this run created: always, passed or never
     results: list[ConversationResult] = field(default_factory=list)
 
 
@@ -47,6 +53,12 @@ def _check_partner(options: RunOptions) -> None:
         raise InputError(
             f"{needs_partner[0].path} opens a DM ('!dm'), but no bot to test is named",
             hint=f"set 'user_to_test' in {options.account.path} or pass --bot @bot:server",
+        )
+    if options.partner == options.account.user:
+        raise InputError(
+            f"the bot to test is the tester itself ({options.partner})",
+            path=options.account.path,
+            hint="user_to_test (or --bot) must be another account than 'user'",
         )
     if options.partner and not options.partner.startswith("@"):
         raise InputError(
@@ -63,7 +75,10 @@ async def run_conversations(options: RunOptions, reporter: ConsoleReporter) -> N
     session = NioSession(options.account, logins=logins)
     try:
         try:
-            await session.connect()
+            if options.timeout:  # the user's deadline covers logging in too
+                await session.connect(timeout=options.timeout)
+            else:
+                await session.connect()
         except InfrastructureError as exc:
             reporter.error(exc.one_line())
             for script in options.scripts:
@@ -82,13 +97,21 @@ async def run_conversations(options: RunOptions, reporter: ConsoleReporter) -> N
             conversation.result.warnings.extend(session.warnings)
             session.warnings.clear()
             reporter.conversation_finished(conversation.result)
-            cleanup = script.cleanup if script.cleanup is not None else options.cleanup
-            if cleanup and conversation.result.room_id:
+            if _leaves(script, options, conversation.result) and conversation.result.room_id:
                 await session.leave(conversation.result.room_id)
             if conversation.result.outcome is Outcome.ERROR:
                 break  # the homeserver failed us; the scripts left would only wait it out
     finally:
         await session.close()
+
+
+def _leaves(script: Script, options: RunOptions, result: ConversationResult) -> bool:
+    """Leave a room after its conversation? A failed one is kept for a person to read."""
+    if script.cleanup is not None:
+        return script.cleanup
+    if options.cleanup == "always":
+        return True
+    return options.cleanup == "passed" and result.outcome is Outcome.PASSED
 
 
 def _errored(script: Script, options: RunOptions, exc: TesterError) -> ConversationResult:
@@ -103,8 +126,25 @@ def _errored(script: Script, options: RunOptions, exc: TesterError) -> Conversat
     )
 
 
+def _check_reports(options: RunOptions) -> None:
+    paths = [
+        (p, what)
+        for p, what in ((options.junit_xml, "the JUnit report"), (options.json, "the JSON report"))
+        if p
+    ]
+    for path, what in paths:
+        check_report_path(path, what)
+    if len(paths) == 2 and Path(paths[0][0]).resolve() == Path(paths[1][0]).resolve():
+        raise InputError(
+            "--junit-xml and --json name the same file",
+            path=str(paths[0][0]),
+            hint="give each report its own file",
+        )
+
+
 def execute(options: RunOptions, console: Console, err: Console) -> int:
     _check_partner(options)
+    _check_reports(options)
     if options.state_file:
         LoginStore(options.state_file).check()
     reporter = ConsoleReporter(console, err, verbose=options.verbose)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from matrix_bot_tester.language import (
 from matrix_bot_tester.variables import BUILTINS, placeholders, strings_in
 
 DEFAULT_STEP_TIMEOUT = 30.0
+# The step keys filled in after the step's action (see Conversation._run_step).
+EXPECTATION_KEYS = frozenset({"expect", "expect_unordered", "ignore"})
 MAX_INCLUDE_DEPTH = 20
 
 
@@ -116,8 +119,9 @@ def _role_of(room_to_connect: str) -> tuple[Role, str | None]:
 def _keep_words(doc: yamlfile.LocatedDocument, data: dict[str, Any]) -> None:
     """``expect: 12:30`` is the text "12:30", not YAML's base-60 number 750.
 
-    Unquoted ``send``/``expect`` values that YAML reads as numbers or booleans
-    (``1.50``, ``010``, ``yes``) go back to the words as written.
+    Unquoted ``send``/``expect`` values that YAML reads as numbers, booleans
+    or dates (``1.50``, ``010``, ``yes``, ``2024-01-01``) go back to the words
+    as written. A key with no value is an error rather than a silent absence.
     """
     messages = data.get("messages")
     if not isinstance(messages, list):
@@ -125,10 +129,59 @@ def _keep_words(doc: yamlfile.LocatedDocument, data: dict[str, Any]) -> None:
     for index, step in enumerate(messages):
         if not isinstance(step, dict):
             continue
-        for key in ("send", "expect"):
-            text = doc.texts.get(("messages", index, key))
-            if text is not None and isinstance(step.get(key), int | float | bool):
-                step[key] = text
+        for key, value in step.items():
+            if value is None:
+                # 'expect:' with nothing after it would silently mean "expect nothing".
+                raise doc.error(
+                    f"'{key}' has no value",
+                    ("messages", index, key),
+                    hint='write the value, or "" for an empty text',
+                )
+        _words_back(doc, step, ("messages", index))
+
+
+# Keys whose values are always text, wherever they appear in a step.
+_TEXT_KEYS = frozenset(
+    {
+        "send",
+        "expect",
+        "text",
+        "markdown",
+        "html",
+        "body",
+        "exact",
+        "contains",
+        "regex",
+        "one_of",
+        "key",
+        "reason",
+        "expect_unordered",
+        "ignore",
+    }
+)
+
+
+def _words_back(doc: yamlfile.LocatedDocument, value: Any, loc: yamlfile.PathKey) -> None:
+    """Put back the written words of unquoted scalars under text keys, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = (*loc, key)
+            if key in _TEXT_KEYS:
+                _restore(doc, value, key, item, child)
+            _words_back(doc, value[key], child)
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            _words_back(doc, item, (*loc, position))
+
+
+def _restore(doc: yamlfile.LocatedDocument, owner: Any, slot: Any, item: Any, loc: Any) -> None:
+    if isinstance(item, int | float | bool | date):
+        text = doc.texts.get(loc)
+        if text is not None:
+            owner[slot] = text
+    elif isinstance(item, list):
+        for position, element in enumerate(item):
+            _restore(doc, item, position, element, (*loc, position))
 
 
 def _validated(doc: yamlfile.LocatedDocument, model: type[BaseModel], what: str) -> Any:
@@ -164,7 +217,12 @@ class _Expander:
             if isinstance(entry, Step):
                 self.steps.append(PlacedStep(len(self.steps), doc.path, position, line, entry))
                 continue
-            target = (Path(doc.path).parent / entry.include).resolve()
+            try:
+                target = (Path(doc.path).parent / entry.include).resolve()
+            except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+                raise doc.error(
+                    f"included file {entry.include!r} cannot be opened", (*loc, "include")
+                ) from None
             if target in chain:
                 cycle = " -> ".join(p.name for p in (*chain, target))
                 raise doc.error(
@@ -221,9 +279,11 @@ class _Checker:
             value = getattr(spec, key)
             if value is None or key in ("name",):
                 continue
+            # Expectations are filled in after the step's action: they may use its name.
+            own_name = {spec.name} if spec.name and key in EXPECTATION_KEYS else set()
             for text in strings_in(value):
                 for name, wants_id in placeholders(text):
-                    known = self.names if wants_id else self.values
+                    known = (self.names | own_name) if wants_id else self.values
                     if name not in known:
                         what = f"{{{name}.event_id}}" if wants_id else f"{{{name}}}"
                         raise self._fail(
@@ -249,13 +309,25 @@ class _Checker:
         key = next(
             (k for k in ("expect", "expect_unordered") if getattr(spec, k) is not None), "expect"
         )
+        sends = spec.action in ("send", "react", "edit", "redact", "send_event")
         for expectation in spec.expectations():
-            self._name_used(step, key, expectation.reply_to, own)
-            self._name_used(step, key, expectation.thread, own)
+            refers: list[str | bool | None] = [expectation.reply_to, expectation.thread]
             if expectation.reaction is not None:
-                self._name_used(step, key, expectation.reaction.to, own)
+                refers.append(expectation.reaction.to)
             if expectation.redaction is not None:
-                self._name_used(step, key, expectation.redaction.of, own)
+                refers.append(expectation.redaction.of)
+            for refers_to in refers:
+                self._name_used(step, key, refers_to, own)
+                if refers_to is True and not sends:
+                    raise self._fail(
+                        step,
+                        key,
+                        f"{key}: 'true' means this step's message, but it sends none",
+                        "name the message instead, or add the send to this step",
+                    )
+            # A later item of the same list may refer to an earlier one.
+            if expectation.name:
+                own.add(expectation.name)
         self._define(spec)
 
     def _define(self, spec: Step) -> None:
@@ -299,6 +371,21 @@ def _check_files(step: PlacedStep, checker: _Checker) -> None:
             )
 
 
+def _check_script_ignore(doc: yamlfile.LocatedDocument, model: ScriptFile) -> None:
+    """The script's ``ignore`` holds from the first step on, where only built-ins have values."""
+    for index, rule in enumerate(model.ignore or []):
+        for text in strings_in(rule):
+            for name, wants_id in placeholders(text):
+                if wants_id or name not in BUILTINS:
+                    what = f"{{{name}.event_id}}" if wants_id else f"{{{name}}}"
+                    raise doc.error(
+                        f"ignore: {what} has no value before the first step",
+                        ("ignore", index),
+                        hint="the script's 'ignore' may use {me}, {bot}, {room_id}, {run_id};"
+                        " write {{ and }} for literal braces",
+                    )
+
+
 def from_document(doc: yamlfile.LocatedDocument) -> Script:
     model: ScriptFile = _validated(doc, ScriptFile, "script")
     expander = _Expander([])
@@ -308,6 +395,7 @@ def from_document(doc: yamlfile.LocatedDocument) -> Script:
         if placed.path not in docs:
             docs[placed.path] = yamlfile.load(placed.path, "included file")
     checker = _Checker(docs)
+    _check_script_ignore(doc, model)
     for placed in expander.steps:
         checker.check(placed)
         _check_files(placed, checker)

@@ -81,6 +81,10 @@ BACKFILL_PAGE_SIZE = 100
 STALE_INVITE_MS = 60_000
 CLOCK_SKEW_MS = 2_000
 DEVICE_NAME = "matrix-bot-tester"
+# A homeserver unreachable this long ends any wait (exit 3), deadline or not.
+SERVER_GONE_AFTER = 15.0
+# How long a homeserver has to answer "are you there?" when a step times out.
+PROBE_TIMEOUT = 3.0
 # A content URI as the spec allows it: mxc://server-name/media-id.
 _MXC = re.compile(r"mxc://[A-Za-z0-9.:\-\[\]]+/[A-Za-z0-9_\-]+")
 
@@ -204,9 +208,14 @@ class NioSession:
                     f"{what}: the homeserver at {self.url} did not answer in time"
                 ) from None
             except (aiohttp.ClientError, OSError) as exc:
+                hint = "is the homeserver running and homeserver_url right?"
+                if self.url.startswith("https://") and isinstance(
+                    exc, aiohttp.ClientSSLError | aiohttp.ServerDisconnectedError
+                ):
+                    hint = "does the server speak plain http:// rather than https://?"
                 raise InfrastructureError(
                     f"{what}: cannot reach the homeserver at {self.url} ({type(exc).__name__})",
-                    hint="is the homeserver running and homeserver_url right?",
+                    hint=hint,
                 ) from None
             if isinstance(response, ErrorResponse):
                 if response.status_code == "M_LIMIT_EXCEEDED":
@@ -263,6 +272,7 @@ class NioSession:
         deadline = time.monotonic() + timeout
         self._run_started_ms = int(time.time() * 1000)
         account = self.account
+        await self._check_is_homeserver(deadline)
         if account.access_token is not None:
             self._client.restore_login(
                 account.user, account.device_id or "", account.access_token.get_secret_value()
@@ -300,6 +310,25 @@ class NioSession:
             if self._invite_is_for_me(info.invite_state):
                 self._invites.append(room_id)
         self._sync_task = asyncio.create_task(self._sync_forever(), name="matrix sync")
+
+    async def _check_is_homeserver(self, deadline: float) -> None:
+        """Say "not a Matrix homeserver" rather than "login refused" for a wrong URL."""
+
+        async def versions() -> tuple[int, Any]:
+            response = await self._client.send("GET", "/_matrix/client/versions")
+            async with response:
+                try:
+                    return response.status, await response.json(content_type=None)
+                except ValueError:
+                    return response.status, None
+
+        status, body = await self._call("contacting the homeserver", versions, deadline)
+        if status != 200 or not isinstance(body, dict) or "versions" not in body:
+            raise InfrastructureError(
+                f"{self.url} does not answer like a Matrix homeserver"
+                f" (GET /_matrix/client/versions: HTTP {status})",
+                hint="homeserver_url must be the base URL of the client-server API",
+            )
 
     async def _log_in(self, password: str, deadline: float) -> None:
         """Reuse the remembered login of this account if it still works, else log in."""
@@ -390,6 +419,8 @@ class NioSession:
             self._sync_failing_since = None
             await self._absorb(response)
             await self._notify()
+            # Let the woken conversation run before we build the next sync request.
+            await asyncio.sleep(0)
 
     async def _sync_trouble(self, text: str) -> None:
         if self._sync_failing_since is None:
@@ -532,14 +563,32 @@ class NioSession:
                 value = probe()
                 if value is not None:
                     return value
+                self._give_up_if_server_gone()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
+                # asyncio.timeout rather than wait_for: no extra task hop per wake-up.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await self._changed.wait()
 
-    def _raise_if_server_lost(self, what: str) -> None:
-        """A timeout while the homeserver is unreachable is not the bot's fault."""
+    def _give_up_if_server_gone(self) -> None:
+        """Waiting out a long deadline for a homeserver that has been gone a while helps nobody."""
+        since = self._sync_failing_since
+        if since is not None and time.monotonic() - since > SERVER_GONE_AFTER:
+            raise InfrastructureError(
+                f"lost the homeserver at {self.url} for {time.monotonic() - since:.0f} s"
+                f" ({self._sync_failure})",
+                hint="is the homeserver running?",
+            )
+
+    async def _raise_if_server_lost(self, what: str) -> None:
+        """A timeout while the homeserver is unreachable or frozen is not the bot's fault.
+
+        The sync loop notices a refused connection at once, but a frozen server
+        only when a sync times out; so at a deadline we also ask the server
+        directly, briefly, whether it still answers.
+        """
         if self._sync_failing_since is not None:
             lost_for = time.monotonic() - self._sync_failing_since
             raise InfrastructureError(
@@ -547,11 +596,24 @@ class NioSession:
                 f" ({self._sync_failure})",
                 hint="is the homeserver running?",
             )
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                response = await self._client.send("GET", "/_matrix/client/versions")
+                async with response:
+                    healthy = response.status == 200
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            healthy = False
+        if not healthy:
+            raise InfrastructureError(
+                f"{what}: the homeserver at {self.url} stopped answering",
+                hint="is the homeserver overloaded or frozen?",
+            )
 
     # ------------------------------------------------------ Session protocol
 
     async def open_dm(self, partner: str, *, wait_for_join: bool, timeout: float) -> str:
         deadline = time.monotonic() + timeout
+        await self._check_user_exists(partner, deadline)
         created = await self._call(
             f"creating a DM with {partner}",
             lambda: self._client.room_create(
@@ -579,12 +641,24 @@ class NioSession:
         if state == "join":
             return room_id
         if state is None:
-            self._raise_if_server_lost(f"waiting for {partner} to join")
+            await self._raise_if_server_lost(f"waiting for {partner} to join")
             raise ConversationFailed(
                 f"{partner} did not join the DM within {timeout:g} s"
                 " (is the bot running and accepting invites?)"
             )
         raise ConversationFailed(f"{partner} rejected the invite to the DM ({state})")
+
+    async def _check_user_exists(self, user_id: str, deadline: float) -> None:
+        """A bot account that does not exist would otherwise look like a bot that never joins."""
+        if user_id.split(":", 1)[-1] != self.account.server_name:
+            return  # asking another server would need federation; let the invite tell
+        path = f"/_matrix/client/v3/profile/{quote(user_id, safe='')}"
+        status, _ = await self._raw("GET", path, None, deadline)
+        if status == 404:  # Synapse answers M_NOT_FOUND or M_UNKNOWN "No row found"
+            raise InfrastructureError(
+                f"the bot to test, {user_id}, does not exist on {self.url}",
+                hint="check user_to_test (or --bot), or register the bot's account",
+            )
 
     async def _mark_direct(self, partner: str, room_id: str, deadline: float) -> None:
         """Record the DM in m.direct, as Matrix clients do (nio does not)."""
@@ -643,7 +717,7 @@ class NioSession:
 
         room = await self._wait_for(first_room, timeout)
         if room is None:
-            self._raise_if_server_lost("waiting for a conversation")
+            await self._raise_if_server_lost("waiting for a conversation")
         else:
             self._used_rooms.add(room)
         return room
@@ -683,7 +757,7 @@ class NioSession:
             lambda: feed.replies.popleft() if feed.replies else None, timeout
         )
         if reply is None:
-            self._raise_if_server_lost("waiting for a reply")
+            await self._raise_if_server_lost("waiting for a reply")
         return reply
 
     def pending_events(self, room_id: str) -> list[Reply]:

@@ -25,6 +25,9 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # A script is a few kilobytes; refusing anything huge keeps a stray binary
 # or log file from eating memory before validation can reject it.
 MAX_FILE_BYTES = 1_000_000
+# Aliases repeat what an anchor names: 500 bytes of them can stand for a
+# billion values ("billion laughs"). No real script comes near this many.
+MAX_VALUES = 100_000
 
 
 @dataclass(frozen=True)
@@ -167,12 +170,56 @@ _QUOTING_PROBLEMS = (
 )
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int = 0) -> int:
+    """How many values ``node`` stands for with its aliases expanded (each node counted once).
+
+    Stops counting past MAX_VALUES; a node inside itself (a recursive alias)
+    counts once here and is refused as too deep by ``_build``.
+    """
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1
+    if depth > 60:
+        return 1  # _build refuses this depth anyway
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, depth + 1)
+        if total > MAX_VALUES:
+            break
+    sizes[id(node)] = total
+    return total
+
+
 def parse(text: str, path: str) -> LocatedDocument:
     """Parse one YAML document, keeping positions; YAML errors become InputError."""
     doc = LocatedDocument(path=path, data=None)
-    loader = _LocatingLoader(text)
+    try:
+        loader = _LocatingLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # YAML forbids NUL and most other control characters anywhere in a file.
+        at = exc.position
+        raise InputError(
+            f"invalid YAML: character U+{exc.character:04X} is not allowed in YAML",
+            path=path,
+            line=text.count("\n", 0, at) + 1,
+            column=at - text.rfind("\n", 0, at),
+            hint="is this a text file? write control characters as escapes in double quotes",
+        ) from None
     try:
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_VALUES:
+            raise InputError(
+                f"the file stands for more than {MAX_VALUES} values once its aliases"
+                " (*name) are expanded",
+                path=path,
+                hint="repeat less through anchors and aliases",
+            )
         if node is not None:
             doc.data = _build(loader, node, (), doc, 0)
     except yaml.MarkedYAMLError as exc:

@@ -107,7 +107,8 @@ def _shared_room(tmp_path: Path, account: Path) -> str:
     report = tmp_path / "first.json"
     ping = "messages:\n  - send: '!ping'\n    expect: pong\n"
     script = write_script(tmp_path, "first.yaml", ping)
-    run = run_cli("run", script, "--account", account, "--json", report)
+    # The room is used again afterwards: keep it (a passing run leaves it by default).
+    run = run_cli("run", script, "--account", account, "--json", report, "--cleanup", "never")
     assert run.code == 0, run.stdout + run.stderr
     room_id = json.loads(report.read_text())["conversations"][0]["room_id"]
     assert isinstance(room_id, str)

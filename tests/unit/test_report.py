@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from matrix_bot_tester.errors import InputError
 from matrix_bot_tester.matching import Message, text_diff
 from matrix_bot_tester.report import (
     JSON_SCHEMA_VERSION,
@@ -282,6 +283,7 @@ def test_json_report_has_steps_with_what_was_received() -> None:
         "outcome": "passed",
         "timeout": 30.0,
         "latency": 0.042,
+        "rate_limited": 0.0,
         "received": {
             "event_id": "$bot-Bar",
             "sender": BOT,
@@ -339,7 +341,7 @@ def test_failed_write_keeps_the_old_file_and_no_temp(
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InputError, match="cannot write the report: disk full"):
         write_atomically(target, "new")
     assert target.read_text(encoding="utf-8") == "old"
     assert os.listdir(tmp_path) == ["report.json"]
