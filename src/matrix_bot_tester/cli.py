@@ -17,9 +17,10 @@ from rich.console import Console
 
 from matrix_bot_tester import __version__
 from matrix_bot_tester.account import Account, load_account
+from matrix_bot_tester.discovery import LAST_RUN_FILE, discover, failed_last_time, select
 from matrix_bot_tester.errors import ExitCode, InputError, TesterError
-from matrix_bot_tester.runner import RunOptions, execute
-from matrix_bot_tester.script import load_script
+from matrix_bot_tester.runner import DEFAULT_JOBS, DEFAULT_READY_TIMEOUT, RunOptions, execute
+from matrix_bot_tester.script import Script, load_script
 from matrix_bot_tester.state import default_path as default_state_path
 
 
@@ -33,6 +34,68 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("must be from 1 to 256")
+    return value
+
+
+def _add_suite_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``run`` for suites: concurrency, selection, flow, readiness."""
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"conversations at once, over one login (default {DEFAULT_JOBS}); bot-role scripts"
+        " and scripts with 'alone: true' run afterwards, one at a time",
+    )
+    parser.add_argument(
+        "-k",
+        metavar="EXPR",
+        dest="keyword",
+        help="run the scripts whose name or path contains EXPR (case-insensitive; words may be"
+        " joined with 'and', 'or', 'not' and parentheses)",
+    )
+    parser.add_argument(
+        "-m",
+        metavar="EXPR",
+        dest="tags",
+        help="run the scripts tagged so ('tags: [smoke]' in the script; e.g. -m 'smoke and not"
+        " slow')",
+    )
+    parser.add_argument(
+        "-x",
+        "--fail-fast",
+        action="store_true",
+        help="start no new conversation after the first failure or error (the rest: not run)",
+    )
+    parser.add_argument(
+        "--rerun-failed",
+        action="store_true",
+        help=f"run only the scripts that failed, errored or were interrupted in the last run"
+        f" (recorded in {LAST_RUN_FILE} in the current folder)",
+    )
+    parser.add_argument(
+        "--ready-check",
+        metavar="SCRIPT",
+        help="before the suite, run SCRIPT until it passes (e.g. !ping -> pong); if it never"
+        " does within --ready-timeout, exit 3 'bot not ready' and run nothing",
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_READY_TIMEOUT,
+        metavar="S",
+        help=f"how long the readiness check may take (default {DEFAULT_READY_TIMEOUT:g})",
+    )
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
@@ -42,6 +105,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
     parser.add_argument("--json", metavar="PATH", help="write a JSON report")
+    parser.add_argument(
+        "--html", metavar="PATH", help="write a self-contained HTML report (chat transcripts)"
+    )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show each step live, with its latency"
     )
@@ -92,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser("run", help="run scripts against a bot")
-    run.add_argument("scripts", nargs="+", metavar="SCRIPT")
+    run.add_argument(
+        "scripts",
+        nargs="+",
+        metavar="PATH",
+        help="script files, folders (searched for *.convo.yaml) or globs",
+    )
     run.add_argument("-a", "--account", required=True, metavar="ACCOUNT", help="account file")
     run.add_argument(
         "--bot",
@@ -100,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the bot to test (overrides user_to_test in the account file)",
     )
     _add_run_options(run)
+    _add_suite_options(run)
 
     validate = commands.add_parser("validate", help="check script files without connecting")
     validate.add_argument("scripts", nargs="+", metavar="SCRIPT")
@@ -222,7 +294,7 @@ def _dispatch(
             hint="use either 'matrix-bot-tester -b ACCOUNT -r SCRIPT' or a command",
         )
     if args.command == "run":
-        account_path, script_paths, partner = args.account, args.scripts, args.bot
+        account_path, script_paths, partner = args.account, discover(args.scripts), args.bot
     elif args.bot_config or args.replay:
         if not (args.bot_config and args.replay):
             raise InputError(
@@ -236,6 +308,13 @@ def _dispatch(
     # Load everything before connecting: bad input means nothing is sent.
     scripts = [load_script(path) for path in script_paths]
     account = load_account(account_path)
+    suite = args.command == "run"
+    ready_check = load_script(args.ready_check) if suite and args.ready_check else None
+    if suite:
+        selected = _select(args, scripts, console)
+        if selected is None:
+            return int(ExitCode.PASSED)
+        scripts = selected
     options = RunOptions(
         account=account,
         scripts=scripts,
@@ -243,11 +322,72 @@ def _dispatch(
         timeout=args.timeout,
         junit_xml=args.junit_xml,
         json=args.json,
+        html=args.html,
         verbose=args.verbose,
         state_file=None if args.no_state else (args.state_file or default_state_path()),
         cleanup=args.cleanup,
+        jobs=args.jobs if suite else 1,
+        fail_fast=suite and args.fail_fast,
+        ready_check=ready_check,
+        ready_timeout=args.ready_timeout if suite else DEFAULT_READY_TIMEOUT,
+        last_run_file=LAST_RUN_FILE if suite else None,
     )
     return execute(options, console, err)
+
+
+def _select(
+    args: argparse.Namespace, scripts: list[Script], console: Console
+) -> list[Script] | None:
+    """The scripts -k, -m and --rerun-failed keep; None when there is nothing to re-run."""
+    only: set[str] | None = None
+    if args.rerun_failed:
+        try:
+            text = LAST_RUN_FILE.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(
+                "--rerun-failed: no last run is recorded in this folder",
+                path=str(LAST_RUN_FILE),
+                hint="run the suite once without --rerun-failed (from this folder)",
+            ) from None
+        except OSError as exc:
+            raise InputError(
+                f"--rerun-failed: cannot read the last run ({exc.strerror})",
+                path=str(LAST_RUN_FILE),
+            ) from None
+        only = failed_last_time(text, str(LAST_RUN_FILE))
+        if not only:
+            console.print("nothing failed in the last run: nothing to re-run", highlight=False)
+            return None
+    if args.keyword is None and args.tags is None and only is None:
+        return scripts
+    kept = select(
+        [(s.path, s.name, s.tags) for s in scripts],
+        keyword=args.keyword,
+        tags=args.tags,
+        only_paths=only,
+    )
+    if not kept:
+        if only is not None and args.keyword is None and args.tags is None:
+            console.print(
+                "none of the scripts that failed in the last run is among these: nothing to re-run",
+                highlight=False,
+            )
+            return None
+        what = " and ".join(
+            f"{flag} {value!r}"
+            for flag, value in (("-k", args.keyword), ("-m", args.tags))
+            if value is not None
+        )
+        raise InputError(
+            f"no script is selected by {what or '--rerun-failed'} (of {len(scripts)} found)",
+            hint="check the expression; -k matches names and paths, -m the scripts' tags",
+        )
+    chosen = [scripts[i] for i in kept]
+    console.print(
+        f"selected {len(chosen)} of {len(scripts)} script{'' if len(scripts) == 1 else 's'}",
+        highlight=False,
+    )
+    return chosen
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,11 @@ class Reply:
 
     event: Event
     arrived: float
+
+
+# Seconds the requests of the current task spent waiting out 429s (the real
+# session adds to it); each running conversation sets its own.
+RATE_LIMITED: ContextVar[list[float] | None] = ContextVar("rate_limited", default=None)
 
 
 class ConversationFailed(Exception):
@@ -227,8 +233,8 @@ class Conversation:
         self._known: dict[str, Event] = {}  # every event seen, by ID, as last edited
         self._edited: set[str] = set()  # IDs of events edited since the flag was last cleared
         self._edits_in_step = 0
-        self._session: Session | None = None
-        self._rate_mark = 0.0  # the session's 429 waiting already charged to earlier steps
+        self._waited = [0.0]  # seconds this conversation's requests waited out 429s
+        self._rate_mark = 0.0  # the part of it already charged to earlier steps
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -259,8 +265,8 @@ class Conversation:
         return self.script.step_timeout(self.script.steps[0], self.timeout_override)
 
     def _charge_rate_limits(self, record: StepResult) -> None:
-        """Charge the 429 waiting since the last mark to ``record`` (a real session counts it)."""
-        total = float(getattr(self._session, "rate_limited_seconds", 0.0))
+        """Charge the 429 waiting since the last mark to ``record`` (not to its latency)."""
+        total = self._waited[0]
         record.rate_limited = round(record.rate_limited + total - self._rate_mark, 3)
         self._rate_mark = total
 
@@ -299,8 +305,9 @@ class Conversation:
         result.user_id = session.user_id
         result.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._start = time.monotonic()
-        self._session = session
-        self._rate_mark = float(getattr(session, "rate_limited_seconds", 0.0))
+        # The session adds this task's 429 waiting here; conversations running at
+        # once over one session each run in a task (a context) of their own.
+        RATE_LIMITED.set(self._waited)
         try:
             result.room_id = await self._open(session)
             self.values.update(

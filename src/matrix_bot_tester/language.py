@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 
 Seconds = Annotated[float, Field(gt=0, le=86_400, strict=True)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+TagName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=64)]
 
 DM = "!dm"
 WAIT_FOR_MESSAGE = "!wait_for_message"
@@ -398,6 +399,13 @@ class ScriptFile(_Model):
         " (true), or keep it (false); default: --cleanup (leave after a pass)",
     )
     ignore: list[ExpectSpec] | None = Field(default=None, description="noise to skip in every step")
+    tags: list[TagName] = Field(
+        default_factory=list, description="names to select scripts by (run -m TAG)"
+    )
+    alone: bool = Field(
+        default=False,
+        description="run this script by itself, after the conversations run concurrently",
+    )
     messages: list[StepOrInclude] = Field(min_length=1)
 
     @field_validator("room_to_connect")

@@ -1,4 +1,4 @@
-"""Render results: the console (rich), JUnit XML and JSON.
+"""Render results: the console (rich), JUnit XML and JSON (HTML: ``html_report``).
 
 Every renderer reads only ``ConversationResult`` values; none looks back at
 the script or the network. Files are written atomically (temp file, then
@@ -16,8 +16,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from matrix_bot_tester import __version__
 from matrix_bot_tester.errors import InputError
@@ -141,6 +144,15 @@ class ConsoleReporter:
                 self.console.print(f"  warning: {escape(warning)}", highlight=False)
 
     def summary(self, results: list[ConversationResult], duration: float) -> None:
+        """A table of the conversations (2 or more) and the slowest steps, then the totals.
+
+        The last line, the totals, is parsed by tests and CI: keep its format.
+        """
+        if len(results) >= 2:
+            self.console.print(summary_table(results))
+        slowest = slowest_steps(results)
+        if slowest and len(results) >= 2:
+            self.console.print(slowest_steps_table(slowest))
         counts = {outcome: 0 for outcome in Outcome}
         for result in results:
             counts[result.outcome] += 1
@@ -149,6 +161,76 @@ class ConsoleReporter:
             if counts[outcome]:
                 parts.append(f"{counts[outcome]} {outcome.value}")
         self.console.print(f"{', '.join(parts)} in {duration:.2f} s", highlight=False)
+
+
+def slowest_step(result: ConversationResult) -> StepResult | None:
+    """The conversation's step with the longest latency (the first of equals), if any."""
+    timed = [step for step in result.steps if step.latency is not None]
+    return max(timed, key=lambda step: step.latency or 0.0) if timed else None
+
+
+def slowest_steps(
+    results: list[ConversationResult], count: int = 3
+) -> list[tuple[ConversationResult, StepResult]]:
+    """The run's ``count`` slowest steps, slowest first; equals keep their run order."""
+    timed = [
+        (result, step) for result in results for step in result.steps if step.latency is not None
+    ]
+    timed.sort(key=lambda pair: -(pair[1].latency or 0.0))
+    return timed[:count]
+
+
+def summary_table(results: list[ConversationResult]) -> Table:
+    """One row per conversation: name, outcome, steps passed, duration, slowest step."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
+    table.add_column("conversation", overflow="fold")
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("steps", justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("slowest step", justify="right", no_wrap=True)
+    for result in results:
+        label, colour = _LABEL[result.outcome]
+        passed = sum(1 for s in result.steps if s.outcome is Outcome.PASSED)
+        slow = slowest_step(result)
+        table.add_row(
+            Text(result.name),
+            Text(label, style=colour),
+            f"{passed}/{len(result.steps)}",
+            f"{result.duration:.2f} s",
+            f"{_ms(slow.latency)} (step {slow.index + 1})"
+            if slow is not None and slow.latency is not None
+            else "—",
+        )
+    return table
+
+
+def slowest_steps_table(slowest: list[tuple[ConversationResult, StepResult]]) -> Table:
+    """The slowest steps of the run, with where they are and what they sent."""
+    table = Table(
+        title="slowest steps",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        highlight=False,
+    )
+    table.add_column("latency", justify="right", no_wrap=True)
+    table.add_column("conversation", overflow="fold")
+    table.add_column("step", justify="right", no_wrap=True)
+    table.add_column("sent", overflow="fold")
+    for result, step in slowest:
+        where = f"{step.path or result.script_path}:{step.line}"
+        table.add_row(
+            _ms(step.latency or 0.0),
+            Text(f"{result.name} ({where})"),
+            str(step.index + 1),
+            Text(_short(step.send, 40)) if step.send is not None else "—",
+        )
+    return table
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
 def check_report_path(path: str | os.PathLike[str], what: str) -> None:

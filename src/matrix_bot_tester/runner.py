@@ -1,8 +1,15 @@
 """Run scripts over one session and turn the results into reports and an exit code.
 
 Shared by ``run``, the original ``-b/-r`` invocation and ``demo``. Ctrl-C and
-SIGTERM cancel the run; the conversation in progress is marked interrupted and
-the reports are still written.
+SIGTERM cancel the run; the conversations in progress are marked interrupted
+and the reports are still written.
+
+With ``jobs`` > 1, up to that many conversations run at once over the one
+session (its sync loop feeds a queue per room, and each client-role
+conversation has its own fresh DM). Scripts in the bot role ("the first room
+where someone speaks" would be ambiguous) and scripts marked ``alone: true``
+run afterwards, one at a time. Results keep the scripts' order whatever the
+order of finishing.
 """
 
 from __future__ import annotations
@@ -15,8 +22,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from matrix_bot_tester import html_report
 from matrix_bot_tester.account import Account
-from matrix_bot_tester.conversation import Conversation
+from matrix_bot_tester.conversation import Conversation, Session
+from matrix_bot_tester.discovery import last_run_text
 from matrix_bot_tester.errors import ExitCode, InfrastructureError, InputError, TesterError
 from matrix_bot_tester.report import (
     ConsoleReporter,
@@ -25,11 +34,16 @@ from matrix_bot_tester.report import (
     junit_xml,
     write_atomically,
 )
-from matrix_bot_tester.result import ConversationResult, Failure, Outcome, exit_code
+from matrix_bot_tester.result import ConversationResult, Failure, Outcome, StepResult, exit_code
 from matrix_bot_tester.script import Role, Script
 from matrix_bot_tester.state import LoginStore
 
 SIGTERM_EXIT = 143
+DEFAULT_JOBS = 4  # the command line's default for -j
+DEFAULT_READY_TIMEOUT = 60.0
+# One readiness attempt waits at most this long for each step (unless --timeout says).
+READY_ATTEMPT_TIMEOUT = 10.0
+READY_PAUSE = 0.5  # between readiness attempts
 
 
 @dataclass
@@ -39,20 +53,36 @@ class RunOptions:
     partner: str | None
     timeout: float | None = None
     junit_xml: str | None = None
+    html: str | None = None
     json: str | None = None
     verbose: bool = False
     state_file: Path | None = None  # where logins are remembered; None: log in and out each run
     cleanup: str = "passed"  # leave the rooms this run created: always, passed or never
+    jobs: int = 1  # conversations at once (the command line's default is DEFAULT_JOBS)
+    fail_fast: bool = False  # start no new conversation after a failure or error
+    ready_check: Script | None = None  # run until it passes before the suite
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
+    last_run_file: Path | None = None  # where to record outcomes for --rerun-failed
+    # Filled in by the run: a result per script, in the scripts' order.
     results: list[ConversationResult] = field(default_factory=list)
+    not_ready: str | None = None  # why the readiness check never passed
+    _started: set[int] = field(default_factory=set)
 
 
 def _check_partner(options: RunOptions) -> None:
     """Fail before connecting when a DM script has nobody to talk to (exit 2, nothing sent)."""
-    needs_partner = [s for s in options.scripts if s.role is Role.CLIENT]
+    scripts = [*options.scripts, *([options.ready_check] if options.ready_check else [])]
+    needs_partner = [s for s in scripts if s.role is Role.CLIENT]
     if needs_partner and not options.partner:
         raise InputError(
             f"{needs_partner[0].path} opens a DM ('!dm'), but no bot to test is named",
             hint=f"set 'user_to_test' in {options.account.path} or pass --bot @bot:server",
+        )
+    if options.ready_check is not None and options.ready_check.role is Role.BOT:
+        raise InputError(
+            "the readiness check cannot play the bot ('!wait_for_message')",
+            path=options.ready_check.path,
+            hint="use a script that sends to the bot, e.g. '!ping' expecting 'pong'",
         )
     if options.partner == options.account.user:
         raise InputError(
@@ -67,10 +97,158 @@ def _check_partner(options: RunOptions) -> None:
         )
 
 
+def _not_run(script: Script) -> ConversationResult:
+    return ConversationResult(script_path=script.path, name=script.name, role=script.role.value)
+
+
+class _Suite:
+    """The conversations of one run over one session: who runs when, and the console lines."""
+
+    def __init__(self, options: RunOptions, reporter: ConsoleReporter, session: Session) -> None:
+        self.options = options
+        self.reporter = reporter
+        self.session = session
+        self.stop = False  # start nothing new (an error, or a failure with fail_fast)
+        self.running: dict[int, Conversation] = {}
+
+    async def run(self) -> None:
+        options = self.options
+        indexes = range(len(options.scripts))
+        if options.jobs <= 1:
+            for index in indexes:
+                if self.stop:
+                    break
+                await self.converse(index, buffered=False)
+            return
+        together = [i for i in indexes if not self._alone(options.scripts[i])]
+        alone = [i for i in indexes if self._alone(options.scripts[i])]
+        limit = asyncio.Semaphore(options.jobs)
+
+        async def one(index: int) -> None:
+            async with limit:
+                if not self.stop:
+                    await self.converse(index, buffered=True)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index in together:
+                    group.create_task(one(index), name=f"conversation {index}")
+        except* TesterError as errors:  # bad input found mid-run: one line, as before
+            raise errors.exceptions[0] from None
+        for index in alone:
+            if self.stop:
+                break
+            await self.converse(index, buffered=False)
+
+    @staticmethod
+    def _alone(script: Script) -> bool:
+        return script.alone or script.role is Role.BOT
+
+    async def converse(self, index: int, *, buffered: bool) -> None:
+        """Run one script; with ``buffered``, its console lines appear together when it ends."""
+        options, reporter, session = self.options, self.reporter, self.session
+        script = options.scripts[index]
+        steps: list[StepResult] = []
+        conversation = Conversation(
+            script,
+            partner=options.partner,
+            timeout_override=options.timeout,
+            on_step=steps.append if buffered else reporter.step_finished,
+        )
+        result = conversation.result
+        options.results[index] = result
+        options._started.add(index)
+        self.running[index] = conversation
+        if not buffered:
+            reporter.conversation_started(result)
+        try:
+            await conversation.run(session)
+        finally:
+            del self.running[index]
+        result.warnings.extend(self._warnings_for(result.room_id))
+        if buffered:
+            reporter.conversation_started(result)
+            for step in steps:
+                reporter.step_finished(step)
+        reporter.conversation_finished(result)
+        if _leaves(script, options, result) and result.room_id:
+            await _leave(session, result)
+        if result.outcome is Outcome.ERROR:
+            self.stop = True  # the homeserver failed us; the scripts left would only wait it out
+        elif result.outcome is Outcome.FAILED and options.fail_fast:
+            self.stop = True
+
+    def _warnings_for(self, room_id: str | None) -> list[str]:
+        """The session's warnings that belong to this conversation (best effort when several run):
+        those naming its room, and those naming no room of another running conversation."""
+        warnings: list[str] = getattr(self.session, "warnings", [])
+        others = [c.result.room_id for c in self.running.values() if c.result.room_id]
+        mine = [
+            w
+            for w in warnings
+            if (room_id and room_id in w) or not any(other in w for other in others)
+        ]
+        warnings[:] = [w for w in warnings if w not in mine]
+        return mine
+
+
+async def _leave(session: Session, result: ConversationResult) -> None:
+    leave = getattr(session, "leave", None)
+    if leave is None or result.room_id is None:
+        return
+    try:
+        await leave(result.room_id)
+    except InfrastructureError as exc:
+        result.warnings.append(f"could not leave {result.room_id}: {exc.one_line()}")
+
+
+async def wait_until_ready(
+    session: Session, options: RunOptions, reporter: ConsoleReporter
+) -> str | None:
+    """Run the readiness script until it passes; None, or the last failure's reason."""
+    script = options.ready_check
+    assert script is not None
+    started = time.monotonic()
+    deadline = started + options.ready_timeout
+    reason = f"the readiness check did not pass within {options.ready_timeout:g} s"
+    attempts = 0
+    while (remaining := deadline - time.monotonic()) > 0:
+        attempts += 1
+        per_step = min(remaining, options.timeout or READY_ATTEMPT_TIMEOUT)
+        conversation = Conversation(script, partner=options.partner, timeout_override=per_step)
+        try:
+            async with asyncio.timeout(remaining + 1.0):  # a step's own timeout may be longer
+                result = await conversation.run(session)
+        except TimeoutError:
+            result = conversation.result
+            result.outcome = Outcome.FAILED
+            result.failure = Failure(
+                step_index=None,
+                line=None,
+                reason=f"no answer within the ready timeout ({options.ready_timeout:g} s)",
+            )
+        if result.room_id:  # readiness rooms are noise, whatever the outcome
+            await _leave(session, result)
+        getattr(session, "warnings", []).clear()
+        if result.outcome is Outcome.PASSED:
+            reporter.console.print(
+                f"ready: {script.name} passed after {attempts}"
+                f" attempt{'' if attempts == 1 else 's'} ({time.monotonic() - started:.2f} s)",
+                highlight=False,
+            )
+            return None
+        if result.failure is not None:
+            reason = result.failure.reason
+        await asyncio.sleep(min(READY_PAUSE, max(0.0, deadline - time.monotonic())))
+    return reason
+
+
 async def run_conversations(options: RunOptions, reporter: ConsoleReporter) -> None:
-    """One session, the scripts in a row; results appear in ``options.results`` as they go."""
+    """One session for all scripts; ``options.results`` holds a result per script as they go."""
     from matrix_bot_tester.session import NioSession
 
+    if len(options.results) != len(options.scripts):
+        options.results[:] = [_not_run(script) for script in options.scripts]
     logins = LoginStore(options.state_file) if options.state_file else None
     session = NioSession(options.account, logins=logins)
     try:
@@ -81,26 +259,14 @@ async def run_conversations(options: RunOptions, reporter: ConsoleReporter) -> N
                 await session.connect()
         except InfrastructureError as exc:
             reporter.error(exc.one_line())
-            for script in options.scripts:
-                options.results.append(_errored(script, options, exc))
+            for index, script in enumerate(options.scripts):
+                options.results[index] = _errored(script, options, exc)
             return
-        for script in options.scripts:
-            conversation = Conversation(
-                script,
-                partner=options.partner,
-                timeout_override=options.timeout,
-                on_step=reporter.step_finished,
-            )
-            options.results.append(conversation.result)
-            reporter.conversation_started(conversation.result)
-            await conversation.run(session)
-            conversation.result.warnings.extend(session.warnings)
-            session.warnings.clear()
-            reporter.conversation_finished(conversation.result)
-            if _leaves(script, options, conversation.result) and conversation.result.room_id:
-                await session.leave(conversation.result.room_id)
-            if conversation.result.outcome is Outcome.ERROR:
-                break  # the homeserver failed us; the scripts left would only wait it out
+        if options.ready_check is not None:
+            options.not_ready = await wait_until_ready(session, options, reporter)
+            if options.not_ready is not None:
+                return
+        await _Suite(options, reporter, session).run()
     finally:
         await session.close()
 
@@ -127,19 +293,25 @@ def _errored(script: Script, options: RunOptions, exc: TesterError) -> Conversat
 
 
 def _check_reports(options: RunOptions) -> None:
-    paths = [
-        (p, what)
-        for p, what in ((options.junit_xml, "the JUnit report"), (options.json, "the JSON report"))
-        if p
-    ]
-    for path, what in paths:
-        check_report_path(path, what)
-    if len(paths) == 2 and Path(paths[0][0]).resolve() == Path(paths[1][0]).resolve():
-        raise InputError(
-            "--junit-xml and --json name the same file",
-            path=str(paths[0][0]),
-            hint="give each report its own file",
-        )
+    """Every report path must be writable, and no two reports may share a file."""
+    reports = {
+        "--junit-xml": options.junit_xml,
+        "--json": options.json,
+        "--html": options.html,
+    }
+    seen: dict[Path, str] = {}
+    for option, path in reports.items():
+        if not path:
+            continue
+        check_report_path(path, f"the {option} report")
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise InputError(
+                f"{seen[resolved]} and {option} name the same file",
+                path=str(path),
+                hint="give each report its own file",
+            )
+        seen[resolved] = option
 
 
 def execute(options: RunOptions, console: Console, err: Console) -> int:
@@ -164,21 +336,20 @@ def execute(options: RunOptions, console: Console, err: Console) -> int:
             loop.add_signal_handler(signum, on_signal, signum)
         await run_conversations(options, reporter)
 
+    options.results[:] = [_not_run(script) for script in options.scripts]
+    options._started.clear()
     try:
         asyncio.run(main())
     except (asyncio.CancelledError, KeyboardInterrupt):
-        for result in options.results:
-            if result.outcome is Outcome.NOT_RUN:
-                result.outcome = Outcome.INTERRUPTED
+        for index in options._started:
+            if options.results[index].outcome is Outcome.NOT_RUN:
+                options.results[index].outcome = Outcome.INTERRUPTED
     duration = time.monotonic() - started
-    results = options.results
-    # Scripts that never started still appear in the reports, as not run.
-    done = len(results)
-    for script in options.scripts[done:]:
-        results.append(
-            ConversationResult(script_path=script.path, name=script.name, role=script.role.value)
-        )
+    results = options.results  # scripts that never started appear as not run
     code = int(exit_code(results))
+    if options.not_ready is not None:
+        code = int(ExitCode.INFRASTRUCTURE)
+        err.print(f"bot not ready: {options.not_ready}", markup=False, highlight=False)
     if stopped_by:
         code = SIGTERM_EXIT if stopped_by[0] == signal.SIGTERM else int(ExitCode.INTERRUPTED)
         err.print("interrupted: partial results follow", highlight=False)
@@ -190,4 +361,12 @@ def execute(options: RunOptions, console: Console, err: Console) -> int:
         write_atomically(options.junit_xml, junit_xml(results, duration))
     if options.json:
         write_atomically(options.json, json_report(results, duration, code))
+    if options.html:
+        write_atomically(options.html, html_report.render(results, duration, code))
+    if options.last_run_file is not None:
+        record = [(r.script_path, r.name, r.outcome.value) for r in results]
+        try:
+            write_atomically(options.last_run_file, last_run_text(record))
+        except InputError as exc:
+            err.print(f"warning: {exc.one_line()}", markup=False, highlight=False)
     return code

@@ -84,6 +84,8 @@ class Script:
     ignore: tuple[Expectation, ...]
     steps: tuple[PlacedStep, ...]
     cleanup: bool | None = None  # None: as the command line says
+    tags: tuple[str, ...] = ()  # for run -m
+    alone: bool = False  # run by itself, not beside other conversations
 
     @property
     def directory(self) -> Path:
@@ -101,11 +103,12 @@ class Script:
 
 
 def _script_name(path: str) -> str:
+    """``ping.convo.yaml`` and ``ping.yaml`` are both called ``ping``."""
     name = Path(path).name
     for suffix in (".yaml", ".yml"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
-    return name
+    return name.removesuffix(".convo") or name
 
 
 def _role_of(room_to_connect: str) -> tuple[Role, str | None]:
@@ -133,7 +136,7 @@ def _keep_words(doc: yamlfile.LocatedDocument, data: dict[str, Any]) -> None:
             if value is None:
                 # 'expect:' with nothing after it would silently mean "expect nothing".
                 raise doc.error(
-                    f"'{key}' has no value",
+                    f"{key!r} has no value",
                     ("messages", index, key),
                     hint='write the value, or "" for an empty text',
                 )
@@ -410,6 +413,8 @@ def from_document(doc: yamlfile.LocatedDocument) -> Script:
         ignore=tuple(as_expectation(spec) for spec in model.ignore or []),
         steps=tuple(expander.steps),
         cleanup=model.cleanup,
+        tags=tuple(model.tags),
+        alone=model.alone,
     )
 
 

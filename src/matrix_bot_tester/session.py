@@ -57,7 +57,7 @@ from nio import (
 )
 
 from matrix_bot_tester.account import Account
-from matrix_bot_tester.conversation import ConversationFailed, Reply
+from matrix_bot_tester.conversation import RATE_LIMITED, ConversationFailed, Reply
 from matrix_bot_tester.errors import InfrastructureError, InputError
 from matrix_bot_tester.matching import Event
 from matrix_bot_tester.state import LoginStore, StoredLogin
@@ -90,14 +90,23 @@ _MXC = re.compile(r"mxc://[A-Za-z0-9.:\-\[\]]+/[A-Za-z0-9_\-]+")
 
 _NOTHING: dict[str, Any] = {"not_types": ["*"]}
 
-# The first sync only sets the watermark and lists pending invites: no
-# timelines, no state, so an account with a thousand old rooms starts fast.
+# The first sync only sets the watermark. No rooms at all: Synapse works
+# through every joined room for a sync without ``since``, even one that asks
+# for no timeline and no state (about 5 ms a room: 5 s for an account with a
+# thousand old rooms); with ``rooms: []`` it answers at once.
 INITIAL_FILTER: dict[str, Any] = {
+    "presence": _NOTHING,
+    "account_data": _NOTHING,
+    "room": {"rooms": [], "account_data": _NOTHING},
+}
+# Invites pending from before the run: only the bot role needs them, so they
+# are listed when it first asks (this one does cost a moment per room).
+INVITES_FILTER: dict[str, Any] = {
     "presence": _NOTHING,
     "account_data": _NOTHING,
     "room": {
         "timeline": {"limit": 0},
-        "state": {"not_types": ["*"], "lazy_load_members": True},
+        "state": {"not_types": ["*"]},
         "ephemeral": _NOTHING,
         "account_data": _NOTHING,
     },
@@ -173,6 +182,11 @@ class NioSession:
         self._entered: set[str] = set()  # rooms this run created or joined
         self._joined_at_start: set[str] = set()
         self._accept_invites = False
+        self._invites_listed = False
+        self._invites_listing = asyncio.Lock()
+        # m.direct is read, changed and written back: conversations opening DMs at
+        # once would otherwise lose each other's rooms.
+        self._direct_lock = asyncio.Lock()
         self._changed = asyncio.Condition()
         self._sync_task: asyncio.Task[None] | None = None
         self._join_tasks: set[asyncio.Task[None]] = set()
@@ -227,6 +241,9 @@ class NioSession:
                             hint="raise the server's rate limits for the test account",
                         )
                     self.rate_limited_seconds += wait
+                    meter = RATE_LIMITED.get()  # the conversation this request is for
+                    if meter is not None:
+                        meter[0] += wait
                     await asyncio.sleep(wait)  # the server told us how long; not a sync guess
                     continue
                 if response.status_code == "M_UNKNOWN_TOKEN":
@@ -306,9 +323,6 @@ class NioSession:
         )
         if not isinstance(first, SyncResponse):
             raise InfrastructureError(f"first sync failed at {self.url}: {self._error_text(first)}")
-        for room_id, info in first.rooms.invite.items():
-            if self._invite_is_for_me(info.invite_state):
-                self._invites.append(room_id)
         self._sync_task = asyncio.create_task(self._sync_forever(), name="matrix sync")
 
     async def _check_is_homeserver(self, deadline: float) -> None:
@@ -663,11 +677,12 @@ class NioSession:
     async def _mark_direct(self, partner: str, room_id: str, deadline: float) -> None:
         """Record the DM in m.direct, as Matrix clients do (nio does not)."""
         path = f"/_matrix/client/v3/user/{quote(self.user_id, safe='')}/account_data/m.direct"
-        status, current = await self._raw("GET", path, None, deadline)
-        direct = current if status == 200 and isinstance(current, dict) else {}
-        rooms = [r for r in direct.get(partner, []) if isinstance(r, str)]
-        direct[partner] = [*rooms, room_id]
-        status, _ = await self._raw("PUT", path, direct, deadline)
+        async with self._direct_lock:
+            status, current = await self._raw("GET", path, None, deadline)
+            direct = current if status == 200 and isinstance(current, dict) else {}
+            rooms = [r for r in direct.get(partner, []) if isinstance(r, str)]
+            direct[partner] = [*rooms, room_id]
+            status, _ = await self._raw("PUT", path, direct, deadline)
         if status != 200:
             self.warnings.append(f"could not record the DM in m.direct (HTTP {status})")
 
@@ -695,6 +710,8 @@ class NioSession:
 
     async def join_room(self, room: str, *, timeout: float) -> str:
         deadline = time.monotonic() + timeout
+        # An invite from long before the run makes the room's old messages history.
+        await self._note_pending_invite(room, deadline)
         response = await self._call(f"joining {room}", lambda: self._client.join(room), deadline)
         if not isinstance(response, JoinResponse):
             raise InfrastructureError(
@@ -706,7 +723,59 @@ class NioSession:
             self._entered.add(room_id)
         return room_id
 
+    async def _note_pending_invite(self, room: str, deadline: float) -> None:
+        """Whether ``room`` (an ID or alias) holds an invite for us from before the run.
+
+        Asks about that one room only, which costs nothing however many rooms
+        the account has.
+        """
+        room_id = room
+        if room.startswith("#"):
+            path = f"/_matrix/client/v3/directory/room/{quote(room, safe='')}"
+            status, data = await self._raw("GET", path, None, deadline)
+            if (
+                status != 200
+                or not isinstance(data, dict)
+                or not isinstance(data.get("room_id"), str)
+            ):
+                return  # joining will say what is wrong
+            room_id = data["room_id"]
+        await self._list_pending_invites(deadline, only=room_id)
+
+    async def _list_pending_invites(self, deadline: float, only: str | None = None) -> None:
+        """Add the invites pending from before the run (a sync of their own, once).
+
+        ``only`` asks about one room. A plain request rather than nio's
+        ``sync``: that would move the sync loop's ``since`` past events it has
+        not seen yet.
+        """
+        async with self._invites_listing:  # conversations may ask at once
+            if self._invites_listed:
+                return
+            wanted = INVITES_FILTER
+            if only is not None:
+                wanted = {**INVITES_FILTER, "room": {**INVITES_FILTER["room"], "rooms": [only]}}
+            path = "/_matrix/client/v3/sync?timeout=0&filter=" + quote(json.dumps(wanted))
+            status, data = await self._raw("GET", path, None, deadline)
+            self._invites_listed = only is None
+            if status != 200 or not isinstance(data, dict):
+                self.warnings.append(f"could not list pending invites (HTTP {status})")
+                return
+            rooms = data.get("rooms") or {}  # Synapse leaves out empty sections
+            for room_id, info in (rooms.get("invite") or {}).items():
+                events = ((info or {}).get("invite_state") or {}).get("events") or []
+                mine = any(
+                    isinstance(e, dict)
+                    and e.get("state_key") == self.user_id
+                    and _membership(e) == "invite"
+                    for e in events
+                )
+                if mine and room_id not in self._invites:
+                    self._invites.append(room_id)
+
     async def wait_for_room(self, *, need_message: bool, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        await self._list_pending_invites(deadline)
         self._accept_invites = True
         self._join_pending_invites()
 
@@ -715,7 +784,7 @@ class NioSession:
             candidates = self._first_spoken if need_message else self._joined_via_invite
             return next((r for r in candidates if r not in self._used_rooms), None)
 
-        room = await self._wait_for(first_room, timeout)
+        room = await self._wait_for(first_room, max(0.0, deadline - time.monotonic()))
         if room is None:
             await self._raise_if_server_lost("waiting for a conversation")
         else:

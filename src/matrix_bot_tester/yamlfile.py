@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,21 @@ class _LocatingLoader(yaml.SafeLoader):
     """SafeLoader that builds plain data and records positions on the way."""
 
 
+def _construct(loader: _LocatingLoader, node: yaml.Node, loc: PathKey, doc: LocatedDocument) -> Any:
+    """PyYAML's value of one node; a value its explicit tag refuses is an InputError."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise
+    except Exception:  # '!!int x', '!!bool x', '!!timestamp 1': ValueError, KeyError, ...
+        # Not the value in the message: it may be a secret ('password: !!int ...').
+        doc.values.setdefault(loc, _position(node))
+        tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        raise doc.error(
+            f"invalid YAML: the value is not a valid {tag}", loc, hint="remove the tag"
+        ) from None
+
+
 def _build(
     loader: _LocatingLoader, node: yaml.Node, loc: PathKey, doc: LocatedDocument, depth: int
 ) -> Any:
@@ -86,11 +103,13 @@ def _build(
         loader.flatten_mapping(node)
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _construct(loader, key_node, (*loc, "?"), doc)
             if not isinstance(key, str):
                 doc.values[(*loc, str(key))] = _position(key_node)
                 raise doc.error(
-                    f"keys must be text, got {key!r}", (*loc, str(key)), hint="quote the key"
+                    f"keys must be text, got {reprlib.repr(key)}",
+                    (*loc, str(key)),
+                    hint="quote the key",
                 )
             child = (*loc, key)
             if key in result:
@@ -108,7 +127,7 @@ def _build(
         ]
     if isinstance(node, yaml.ScalarNode) and node.style is None:
         doc.texts[loc] = node.value
-    return loader.construct_object(node, deep=True)
+    return _construct(loader, node, loc, doc)
 
 
 def expand_env(doc: LocatedDocument, value: Any, loc: PathKey = ()) -> Any:
@@ -140,7 +159,11 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
     try:
         if p.is_dir():
             raise InputError(f"{what} is a directory, not a file", path=shown)
-        size = p.stat().st_size
+        info = p.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # A pipe would block the read forever, /dev/zero would fill the memory.
+            raise InputError(f"{what} is not a regular file", path=shown, hint="check the path")
+        size = info.st_size
         if size > MAX_FILE_BYTES:
             raise InputError(
                 f"{what} is {size} bytes; the limit is {MAX_FILE_BYTES}",

@@ -416,7 +416,9 @@ def test_console_verbose_shows_each_step_with_its_latency() -> None:
 def test_console_summary_counts_each_outcome() -> None:
     report, out, _ = reporter()
     report.summary(all_results(), 3.0)
-    assert out.getvalue() == "1 passed, 1 failed, 1 error, 1 interrupted, 1 not run in 3.00 s\n"
+    # The totals line comes last, after the table (tests/unit/test_console_summary.py).
+    last = out.getvalue().splitlines()[-1]
+    assert last == "1 passed, 1 failed, 1 error, 1 interrupted, 1 not run in 3.00 s"
 
 
 def test_console_error_is_one_line_on_stderr() -> None:

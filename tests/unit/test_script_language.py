@@ -562,9 +562,7 @@ def test_true_target_on_a_step_that_sends_nothing_is_an_error(tmp_path: Path) ->
 
 
 def test_later_item_of_an_expect_list_may_use_an_earlier_items_name(tmp_path: Path) -> None:
-    script = load(
-        tmp_path, "messages:\n  - expect: [{body: root, name: root}, {thread: root}]\n"
-    )
+    script = load(tmp_path, "messages:\n  - expect: [{body: root, name: root}, {thread: root}]\n")
     assert len(script.steps) == 1
 
 
