@@ -78,8 +78,8 @@ def _add_suite_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rerun-failed",
         action="store_true",
-        help=f"run only the scripts that failed, errored or were interrupted in the last run"
-        f" (recorded in {LAST_RUN_FILE} in the current folder)",
+        help="run only the scripts that did not pass in the last run (failed, errored,"
+        f" interrupted or not run; recorded in {LAST_RUN_FILE} in the current folder)",
     )
     parser.add_argument(
         "--ready-check",

@@ -232,14 +232,18 @@ def last_run_text(results: Iterable[tuple[str, str, str]]) -> str:
 
 
 def failed_last_time(text: str, where: str) -> set[str]:
-    """The resolved paths that failed or errored, from a last-run file's text."""
+    """The resolved paths that did not pass last time (failed, errored, interrupted, not run).
+
+    A script that never ran (after -x, an interrupt or a bot that was not ready)
+    has not passed either: re-running only the failures must not skip it.
+    """
     try:
         data = json.loads(text)
         results = data["results"]
         return {
             str(entry["path"])
             for entry in results
-            if entry.get("outcome") in ("failed", "error", "interrupted")
+            if entry.get("outcome") in ("failed", "error", "interrupted", "not run")
         }
     except (ValueError, KeyError, TypeError, AttributeError):
         raise InputError(

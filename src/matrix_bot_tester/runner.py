@@ -292,6 +292,19 @@ def _errored(script: Script, options: RunOptions, exc: TesterError) -> Conversat
     )
 
 
+def _input_files(options: RunOptions) -> dict[Path, str]:
+    """The files a report must never replace: scripts, fragments, account, login state."""
+    files: dict[Path, str] = {}
+    for script in options.scripts:
+        files[Path(script.path).resolve()] = "a script"
+        for step in script.steps:
+            files.setdefault(Path(step.path).resolve(), "an included fragment")
+    files[Path(options.account.path).resolve()] = "the account file"
+    if options.state_file:
+        files[Path(options.state_file).resolve()] = "the login state file"
+    return files
+
+
 def _check_reports(options: RunOptions) -> None:
     """Every report path must be writable, and no two reports may share a file."""
     reports = {
@@ -305,6 +318,13 @@ def _check_reports(options: RunOptions) -> None:
             continue
         check_report_path(path, f"the {option} report")
         resolved = Path(path).resolve()
+        inputs = _input_files(options)
+        if resolved in inputs:
+            raise InputError(
+                f"{option} would overwrite {inputs[resolved]}",
+                path=str(path),
+                hint="write reports to their own files, e.g. reports/result.json",
+            )
         if resolved in seen:
             raise InputError(
                 f"{seen[resolved]} and {option} name the same file",
