@@ -244,3 +244,20 @@ def test_unreachable_homeserver_still_writes_both_reports(
     document = json.loads(report.read_text(encoding="utf-8"))
     assert document["exit_code"] == 3
     assert [c["outcome"] for c in document["conversations"]] == ["error"]
+
+
+@pytest.mark.usefixtures("offline")
+@pytest.mark.parametrize("overwritten", ["script", "account", "state"])
+def test_a_report_path_naming_an_input_file_is_refused_and_leaves_it_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], overwritten: str
+) -> None:
+    script = write(tmp_path, "ping.yaml", "messages:\n  - send: '!ping'\n    expect: pong\n")
+    acc = account(tmp_path, partner="@bot:synapse-test.localhost")
+    state = write(tmp_path, "logins.json", "{}")
+    Path(state).chmod(0o600)
+    target = {"script": script, "account": acc, "state": state}[overwritten]
+    before = Path(target).read_bytes()
+    argv = ["run", script, "-a", acc, "--state-file", state, "--json", target]
+    assert cli.main(argv) == 2
+    assert "would overwrite" in error_line(capsys)
+    assert Path(target).read_bytes() == before
