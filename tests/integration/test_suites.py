@@ -127,11 +127,11 @@ def test_selection_fail_fast_and_rerun_failed(
         "charlie": "not run",
     }
 
-    # The last run (the -x one) failed bravo: only bravo runs again.
+    # The last run (the -x one) failed bravo and never ran charlie: both run again.
     last_run = json.loads((tmp_path / ".matrix-bot-tester" / "last-run.json").read_text())
     assert [r["outcome"] for r in last_run["results"]] == ["passed", "failed", "not run"]
     code, outcomes, out = run("--rerun-failed")
-    assert (code, outcomes) == (1, {"bravo": "failed"}), out
+    assert (code, outcomes) == (1, {"bravo": "failed", "charlie": "passed"}), out
 
     # Once it passes, there is nothing left to re-run.
     write_script(suite, "bravo.convo.yaml", _echo("bravo"))
