@@ -239,6 +239,10 @@ async def wait_until_ready(
             return None
         if result.failure is not None:
             reason = result.failure.reason
+        if result.outcome is Outcome.ERROR:
+            # The homeserver's answer (no such bot account, server gone) won't change
+            # by asking again; a bot that is still starting merely fails, and is retried.
+            return reason
         await asyncio.sleep(min(READY_PAUSE, max(0.0, deadline - time.monotonic())))
     return reason
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from clirun import run_cli, write_script
 
-from matrix_bot_tester.homeserver import RegisteredUser
+from matrix_bot_tester.homeserver import Homeserver, RegisteredUser
 
 AccountFactory = Callable[..., Path]
 
@@ -172,3 +172,18 @@ def test_the_readiness_check(
     document = _report(report)
     assert document["exit_code"] == 3
     assert _outcomes(document) == {"echo": "not run"}
+
+
+def test_readiness_check_gives_up_at_once_on_a_bot_account_that_does_not_exist(
+    homeserver: Homeserver, make_account: AccountFactory, tmp_path: Path
+) -> None:
+    ping = write_script(tmp_path, "ping.yaml", "messages:\n  - send: '!ping'\n    expect: pong\n")
+    script = write_script(tmp_path, "echo.convo.yaml", _echo("echo"))
+    ghost = f"@ghost-{uuid.uuid4().hex[:8]}:{homeserver.server_name}"
+    run = run_cli(
+        "run", script, "-a", make_account(user_to_test=ghost), "--ready-check", ping,
+        "--ready-timeout", "60", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.code == 3, run.stdout + run.stderr
+    assert f"bot not ready: the bot to test, {ghost}, does not exist" in run.stderr
+    assert run.seconds < 30  # not the 60 s ready timeout
