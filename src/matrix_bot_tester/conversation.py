@@ -170,7 +170,8 @@ def describe_action(step: Step) -> str | None:
     value = getattr(step, action)
     if hasattr(value, "model_dump"):
         value = value.model_dump(exclude_defaults=True)
-    return f"{action}: {value}"
+    # JSON, like the expectations in failure reports: one notation everywhere.
+    return f"{action}: {json.dumps(value, ensure_ascii=False)}"
 
 
 def describe_expectation(step: Step) -> str | None:
@@ -179,7 +180,7 @@ def describe_expectation(step: Step) -> str | None:
     for key in ("expect", "expect_unordered", "expect_count", "expect_no_reply"):
         value = getattr(step, key)
         if value is not None:
-            return f"{key}: {_plain(value)}"
+            return f"{key}: {json.dumps(_plain(value), ensure_ascii=False)}"
     return None
 
 

@@ -470,13 +470,13 @@ def test_describing_mapping_steps_raises_no_serializer_warnings() -> None:
         warnings.simplefilter("error")
         conversation = Conversation(script(steps), partner=BOT)
     assert conversation.result.steps[0].expect == (
-        "expect: [{'body': {'contains': 'h'}}, {'reaction': {'key': 'x'}}]"
+        'expect: [{"body": {"contains": "h"}}, {"reaction": {"key": "x"}}]'
     )
 
 
 def test_describe_action_names_the_action_in_the_step_result() -> None:
     result = run(script("  - send: hi\n    name: m\n  - react: {to: m, key: x}\n"), FakeSession())
-    assert [step.send for step in result.steps] == ["hi", "react: {'to': 'm', 'key': 'x'}"]
+    assert [step.send for step in result.steps] == ["hi", 'react: {"to": "m", "key": "x"}']
 
 
 # ------------------------------------------------------------- expectations
