@@ -117,6 +117,15 @@ class _State:
     url: str
     registration_shared_secret: str
 
+    def server(self, directory: Path, pid: int) -> Homeserver:
+        return Homeserver(
+            directory=directory,
+            url=self.url,
+            server_name=self.server_name,
+            port=self.port,
+            pid=pid,
+        )
+
 
 def free_port() -> int:
     """A TCP port that is free on 127.0.0.1 (and on ::1 where that is usable)."""
@@ -138,13 +147,7 @@ def status(directory: Path) -> Homeserver | None:
     pid = _read_pid(directory)
     if state is None or pid is None or not _is_our_synapse(pid, directory):
         return None
-    return Homeserver(
-        directory=directory,
-        url=state.url,
-        server_name=state.server_name,
-        port=state.port,
-        pid=pid,
-    )
+    return state.server(directory, pid)
 
 
 def start(
@@ -428,13 +431,7 @@ def _spawn(directory: Path, state: _State) -> Homeserver:
             f"could not launch Synapse: {error}", hint=_INSTALL_HINT
         ) from None
     (directory / PID_FILE).write_text(f"{pid}\n")
-    return Homeserver(
-        directory=directory,
-        url=state.url,
-        server_name=state.server_name,
-        port=state.port,
-        pid=pid,
-    )
+    return state.server(directory, pid)
 
 
 def _posix_spawn(command: list[str], log: str) -> int:

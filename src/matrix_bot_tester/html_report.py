@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 
 from matrix_bot_tester import __version__
+from matrix_bot_tester.report import failure_place
 from matrix_bot_tester.result import ConversationResult, Outcome, StepResult, TranscriptEntry
 
 __all__ = ["render"]
@@ -312,10 +313,7 @@ def _failure(result: ConversationResult) -> list[str]:
     failure = result.failure
     if failure is None:
         return []
-    where = failure.path or result.script_path
-    if failure.line:
-        where += f":{failure.line}"
-    step = f"step {failure.step_index + 1}" if failure.step_index is not None else "opening"
+    where, step = failure_place(result)
     parts = [
         '<div class="failure" role="alert">',
         f'<p class="reason">{_text(step)}: {_text(failure.reason)}</p>',

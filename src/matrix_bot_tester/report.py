@@ -62,15 +62,23 @@ def transcript_lines(result: ConversationResult) -> list[str]:
     return lines
 
 
+def failure_place(result: ConversationResult) -> tuple[str, str]:
+    """Where a failure struck: ``file:line`` and ``step N`` (or ``opening``)."""
+    failure = result.failure
+    assert failure is not None
+    where = failure.path or result.script_path
+    if failure.line:
+        where += f":{failure.line}"
+    step = f"step {failure.step_index + 1}" if failure.step_index is not None else "opening"
+    return where, step
+
+
 def failure_lines(result: ConversationResult) -> list[str]:
     """What went wrong, where, expected vs received, how long we waited."""
     failure = result.failure
     if failure is None:
         return []
-    where = failure.path or result.script_path
-    if failure.line:
-        where += f":{failure.line}"
-    step = f"step {failure.step_index + 1}" if failure.step_index is not None else "opening"
+    where, step = failure_place(result)
     lines = [f"{where} ({step}): {failure.reason}"]
     if failure.expected is not None:
         lines.append(f"  expected: {failure.expected!r}")
