@@ -14,9 +14,19 @@ Where the conversations happen: with ``--matrix-account FILE`` (or the ini
 ``matrix_account``, relative to the ini file), as that account, against the
 bot named by ``--matrix-bot`` / ini ``matrix_bot`` / the account's
 ``user_to_test``. Without it, on a throwaway Synapse started once per test
-session (per worker under pytest-xdist), as a freshly registered tester,
-against the bot that the fixture ``matrix_bot_under_test`` returns: override
-it in your ``conftest.py`` to start your bot with ``matrix_bot``.
+session, as a freshly registered tester, against the bot that the fixture
+``matrix_bot_under_test`` returns: override it in your ``conftest.py`` to
+start your bot with ``matrix_bot``.
+
+Under pytest-xdist (``-n N``) the workers share one throwaway Synapse rather
+than start one each (N Synapses would cost N start-ups and N times the
+memory, for no isolation a test needs: every worker registers its own
+tester and starts its own bot). The controller names a folder for it, in
+its own temporary folder, and hands it to the workers; the first worker
+that needs the homeserver starts it there and the others find it running
+(``homeserver.start`` is idempotent and locked per folder); the controller
+stops it when the session ends, after every worker has finished, even if
+one of them crashed. Without ``-n`` nothing of this happens.
 
 A conversation that fails (wrong reply, no reply, ...) fails its item with
 file:line, expected, received, diff and the transcript. A homeserver or
@@ -269,15 +279,65 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 
 @pytest.fixture(scope="session")
-def matrix_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:
-    """A throwaway Synapse for the test session (per xdist worker), on a free port."""
+def matrix_homeserver(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Homeserver]:
+    """A throwaway Synapse for the test session, on a free port (shared by xdist workers)."""
     from matrix_bot_tester import homeserver as hs
 
+    shared = _shared_homeserver_dir(request.config)
+    if shared is not None:
+        # A worker: the first one starts it, the others find it; the controller stops it.
+        yield hs.start(shared, port=hs.free_port(), server_name=SERVER_NAME)
+        return
     directory = tmp_path_factory.mktemp("matrix-homeserver")
     server = hs.start(directory, port=hs.free_port(), server_name=SERVER_NAME)
     try:
         yield server
     finally:
+        hs.stop(directory)
+
+
+# ------------------------------------------------------------ pytest-xdist
+
+# Where the controller keeps the shared homeserver's folder, and how workers learn it.
+_SHARED_HOMESERVER = pytest.StashKey[Path]()
+_WORKERINPUT_KEY = "matrix_bot_tester_homeserver_dir"
+
+
+def _shared_homeserver_dir(config: pytest.Config) -> Path | None:
+    """In an xdist worker, the shared homeserver's folder; None in a plain run."""
+    workerinput: dict[str, Any] = getattr(config, "workerinput", None) or {}
+    given = workerinput.get(_WORKERINPUT_KEY)
+    return Path(given) if given else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist's hook, in the controller, per worker: where the shared homeserver lives.
+
+    Only a folder name: nothing starts until a worker's test needs the
+    homeserver. The controller's temporary folder (the parent of the
+    workers' own) is the one xdist itself uses, so the Synapse log is kept
+    with pytest's other temporary files for a failure to be looked into.
+    """
+    config: pytest.Config = node.config
+    directory = config.stash.get(_SHARED_HOMESERVER, None)
+    if directory is None:
+        # xdist reads the same (private) attribute to give workers their folders.
+        basetemp = Path(config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+        directory = basetemp / "matrix-homeserver"
+        config.stash[_SHARED_HOMESERVER] = directory
+    node.workerinput[_WORKERINPUT_KEY] = str(directory)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In the xdist controller, once every worker is done: stop the shared homeserver."""
+    directory = session.config.stash.get(_SHARED_HOMESERVER, None)
+    if directory is not None and directory.exists():
+        from matrix_bot_tester import homeserver as hs
+
         hs.stop(directory)
 
 

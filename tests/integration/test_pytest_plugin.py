@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from clirun import EXAMPLES
 
+from matrix_bot_tester import homeserver as hs
+
 pytest_plugins = ["pytester"]
 
 PROJECT = EXAMPLES / "pytest-project"
@@ -149,3 +151,42 @@ def test_an_unreachable_homeserver_fails_the_item_as_infrastructure(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["infrastructure: ping.convo.yaml (opening): *127.0.0.1:9*"])
     assert "secret" not in result.stdout.str()
+
+
+@pytest.mark.integration
+def test_xdist_workers_share_one_homeserver_and_report_each_item(
+    pytester: pytest.Pytester,
+) -> None:
+    pytest.importorskip("xdist")
+    root = copy_project(pytester)
+    (root / "test_python_api.py").unlink()  # two scripts are enough for two workers
+    (root / "conversations" / "commands.convo.yaml").unlink()
+    (root / "conversations" / "wrong.convo.yaml").write_text(WRONG_SCRIPT, encoding="utf-8")
+    basetemp = root / "tmp"
+
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "-v",
+        f"--basetemp={basetemp}",
+        "--junitxml=report.xml",
+        "-p",
+        "no:cacheprovider",
+    )
+
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    # Two items, two workers: xdist hands them out one each.
+    assert "[gw0]" in out and "[gw1]" in out
+    assert "conversations/wrong.convo.yaml:3 (step 1): wrong reply" in out
+    # One homeserver, in the controller's folder; no worker started its own; stopped at the end.
+    shared = basetemp / "matrix-homeserver"
+    assert (shared / "state.json").is_file()
+    assert not list(basetemp.glob("popen-gw*/matrix-homeserver*"))
+    assert hs.status(shared) is None
+    # JUnit from the controller: each item once, with its own outcome.
+    cases = {case.get("name"): case for case in ET.parse(root / "report.xml").iter("testcase")}
+    assert set(cases) == {"ping", "wrong"}
+    assert cases["ping"].find("failure") is None
+    failure = cases["wrong"].find("failure")
+    assert failure is not None and "transcript:" in (failure.text or "")
