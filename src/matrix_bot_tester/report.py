@@ -12,9 +12,7 @@ import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -25,9 +23,15 @@ from rich.text import Text
 from matrix_bot_tester import __version__
 from matrix_bot_tester.errors import InputError
 from matrix_bot_tester.matching import Message
+from matrix_bot_tester.report_schema import (
+    SCHEMA_VERSION,
+    ConversationReport,
+    JsonReport,
+    ToolReport,
+)
 from matrix_bot_tester.result import ConversationResult, Outcome, StepResult
 
-JSON_SCHEMA_VERSION = 1
+JSON_SCHEMA_VERSION = SCHEMA_VERSION
 
 _LABEL = {
     Outcome.PASSED: ("PASS", "green"),
@@ -309,6 +313,9 @@ def junit_xml(results: list[ConversationResult], duration: float) -> str:
         skipped=str(sum(r.outcome is Outcome.NOT_RUN for r in results)),
         time=f"{duration:.3f}",
     )
+    started = sorted(result.started_at for result in results if result.started_at)
+    if started:
+        suite.set("timestamp", started[0])
     for result in results:
         case = ET.SubElement(
             suite,
@@ -338,24 +345,19 @@ def junit_xml(results: list[ConversationResult], duration: float) -> str:
     )
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Outcome):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
+# A lone UTF-16 surrogate (a bot's broken "\\ud83d" escape, decoded as it is) cannot be
+# written as UTF-8; in JSON text it only occurs in strings, where an escape is exact.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_report(results: list[ConversationResult], duration: float, exit_code: int) -> str:
-    document = {
-        "schema_version": JSON_SCHEMA_VERSION,
-        "tool": {"name": "matrix-bot-tester", "version": __version__},
-        "exit_code": exit_code,
-        "duration": round(duration, 3),
-        "conversations": [
-            {k: _jsonable(v) for k, v in asdict(result).items()} for result in results
-        ],
-    }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    """The ``--json`` report, built through the models of ``report_schema`` (its schema)."""
+    document = JsonReport(
+        schema_version=SCHEMA_VERSION,
+        tool=ToolReport(name="matrix-bot-tester", version=__version__),
+        exit_code=exit_code,
+        duration=round(duration, 3),
+        conversations=[ConversationReport.model_validate(result) for result in results],
+    )
+    text = json.dumps(document.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

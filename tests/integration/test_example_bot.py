@@ -6,8 +6,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import jsonschema
 import pytest
-from clirun import EXAMPLES, AccountFactory, run_cli, write_script
+import xmlschema
+from clirun import EXAMPLES, REPO, AccountFactory, run_cli, write_script
 
 from matrix_bot_tester.homeserver import RegisteredUser
 
@@ -26,6 +28,9 @@ def test_example_conversations_pass(
     assert run.code == 0, run.stdout + run.stderr
     assert "3 passed, 0 failed" in run.stdout
     document = json.loads(report.read_text())
+    # A real run's report fits the published schema (docs/reports.md).
+    schema = json.loads((REPO / "docs" / "report.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(document)
     assert [c["outcome"] for c in document["conversations"]] == ["passed"] * 3
     # Each script gets its own DM.
     assert len({c["room_id"] for c in document["conversations"]}) == 3
@@ -48,6 +53,7 @@ def test_wrong_answer_fails_with_expected_received_and_transcript(
     assert f"from {command_bot.user_id} (m.notice)" in run.stdout
     assert "transcript:" in run.stdout
     xml = junit.read_text()
+    xmlschema.XMLSchema10(str(REPO / "docs" / "junit.xsd")).validate(str(junit))
     assert '<failure message="wrong reply"' in xml
     assert "transcript:" in xml
 
