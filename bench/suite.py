@@ -47,6 +47,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import resource
 import secrets
 import shlex
@@ -57,6 +58,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +207,7 @@ class RunResult:
     opening: list[float] = field(default_factory=list)  # conversation start -> first send
     durations: list[float] = field(default_factory=list)  # per conversation
     passed: int = 0
+    others: Others | None = None
 
     @property
     def steps(self) -> int:
@@ -225,6 +228,86 @@ def digest(label: str, jobs: int, usage: ChildUsage, report: dict[str, Any]) -> 
         if sent:
             result.opening.append(float(sent[0]["at"]))
     return result
+
+
+# ------------------------------------------------- the other processes
+
+
+def process_cpu(pid: int | None, *, main_thread: bool = False) -> float | None:
+    """User+system CPU seconds a process (or its main thread) has used so far, or None.
+
+    Linux ``/proc``. Synapse's main thread is its reactor: everything but the
+    database work (a thread pool) runs there, so that thread alone near 100 %
+    of the wall time means Synapse cannot go faster, however many cores.
+    """
+    if pid is None:
+        return None
+    where = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
+    try:
+        stat = Path(where).read_text(encoding="ascii")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; the fields after its ')' are plain.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Synapse's request log line (synapse/http/site.py), the parts we read.
+_REQUEST = re.compile(
+    r"\{(?P<who>[^}]*)\} Processed request: (?P<took>[\d.]+)sec/[-\d.]+sec"
+    r" ru=\((?P<user>[\d.]+)sec, (?P<sys>[\d.]+)sec\)"
+    r" db=\((?P<sched>[\d.]+)sec/(?P<db>[\d.]+)sec/\d+\)"
+    r' \S+ (?P<code>\S+) "(?P<method>\S+) (?P<uri>\S+) '
+)
+_ID_SEGMENT = re.compile(r"/(?:%21|%40|%23|!|@|#)[^/]*")
+_TXN = re.compile(r"/(send|redact|sendToDevice)/([^/]+)/[^/]+$")
+
+
+def endpoint(method: str, uri: str) -> str:
+    """``PUT /rooms/{id}/send/m.room.message/{txn}``: IDs and transactions folded away."""
+    path = uri.split("?", 1)[0].removeprefix("/_matrix/client")
+    path = _ID_SEGMENT.sub("/{id}", path)
+    path = _TXN.sub(r"/\1/\2/{txn}", path)
+    return f"{method} {path}"
+
+
+@dataclass
+class Endpoint:
+    """The requests of one kind during one run, as Synapse's log counts them."""
+
+    count: int = 0
+    took: list[float] = field(default_factory=list)  # seconds, received to handled
+    cpu: float = 0.0  # the request's own user+sys CPU (not background work it queued)
+    db: float = 0.0  # database transaction time
+    db_wait: float = 0.0  # waiting for a database connection (SQLite: there is one)
+
+
+def synapse_requests(log: Path, start: int, stop: int, tester: str) -> dict[str, Endpoint]:
+    """Per caller ("tester", "bot") and endpoint, the requests logged between two offsets."""
+    with log.open("rb") as lines:
+        lines.seek(start)
+        text = lines.read(max(0, stop - start)).decode("utf-8", errors="replace")
+    table: dict[str, Endpoint] = defaultdict(Endpoint)
+    for match in _REQUEST.finditer(text):
+        who = match["who"]
+        caller = "tester" if tester in who else "bot" if "bench-bot" in who else "other"
+        entry = table[f"{caller:<6} {endpoint(match['method'], match['uri'])}"]
+        entry.count += 1
+        entry.took.append(float(match["took"]))
+        entry.cpu += float(match["user"]) + float(match["sys"])
+        entry.db += float(match["db"])
+        entry.db_wait += float(match["sched"])
+    return dict(table)
+
+
+@dataclass
+class Others:
+    """What Synapse and the bot did during one tester run."""
+
+    synapse_cpu: float | None
+    reactor_cpu: float | None  # Synapse's main thread
+    bot_cpu: float | None
+    requests: dict[str, Endpoint]
 
 
 # ------------------------------------------------------------------- world
@@ -270,8 +353,8 @@ def throwaway_world(temp: Path, port: int | None) -> Iterator[World]:
         homeserver.stop(server_dir)
 
 
-def account_file(world: World, label: str) -> Path:
-    """A new tester account (no rooms yet) and its account file (private: it holds a token)."""
+def account_file(world: World, label: str) -> tuple[Path, str]:
+    """A new tester account (no rooms yet): its account file (private: it holds a token), its ID."""
     user = homeserver.register(world.server.directory, f"bench-tester-{label}", "unused")
     assert user is not None
     path = world.temp / f"account-{label}.yaml"
@@ -285,26 +368,43 @@ def account_file(world: World, label: str) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(json.dumps(document, indent=2) + "\n")  # JSON is YAML
-    return path
+    return path, user.user_id
 
 
 def tester_run(world: World, label: str, scripts: Path, jobs: int, deadline: float) -> RunResult:
     tester = Path(sys.executable).parent / "matrix-bot-tester"
     report_path = world.temp / f"report-{label}.json"
     log = world.temp / f"output-{label}.txt"
+    account, user_id = account_file(world, label)
     command = [
         str(tester),
         "run",
         str(scripts),
         "--account",
-        str(account_file(world, label)),
+        str(account),
         "-j",
         str(jobs),
         "--json",
         str(report_path),
         "--no-state",
     ]
+    synapse_log = world.server.directory / homeserver.LOG_FILE
+    synapse_before, bot_before = process_cpu(world.server.pid), process_cpu(world.bot.pid)
+    reactor_before = process_cpu(world.server.pid, main_thread=True)
+    log_before = synapse_log.stat().st_size
     usage = run_measured(command, world.temp, log, deadline)
+    synapse_after, bot_after = process_cpu(world.server.pid), process_cpu(world.bot.pid)
+    reactor_after = process_cpu(world.server.pid, main_thread=True)
+    others = Others(
+        reactor_cpu=None
+        if reactor_before is None or reactor_after is None
+        else reactor_after - reactor_before,
+        synapse_cpu=None
+        if synapse_before is None or synapse_after is None
+        else synapse_after - synapse_before,
+        bot_cpu=None if bot_before is None or bot_after is None else bot_after - bot_before,
+        requests=synapse_requests(synapse_log, log_before, synapse_log.stat().st_size, user_id),
+    )
     # 1 is "some conversation failed": still a run to measure (the table counts the passes).
     if usage.status not in (0, 1) or not report_path.exists():
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
@@ -314,7 +414,9 @@ def tester_run(world: World, label: str, scripts: Path, jobs: int, deadline: flo
             text += f"\nthe bot had exited (status {world.bot.returncode})"
         raise BenchError(text)
     report = json.loads(report_path.read_text(encoding="utf-8"))
-    return digest(label, jobs, usage, report)
+    result = digest(label, jobs, usage, report)
+    result.others = others
+    return result
 
 
 # ------------------------------------------------------------------ report
@@ -366,6 +468,20 @@ def print_table(runs: list[RunResult], baseline: RunResult) -> None:
         [f"{(r.usage.cpu - baseline.usage.cpu) / r.steps * 1000:.2f}" for r in runs],
     )
     row("tester peak memory, MiB", [f"{r.usage.peak_mb:.1f}" for r in runs])
+
+    def share(cpu: float | None, r: RunResult) -> str:
+        return "-" if cpu is None else f"{cpu:.1f} ({cpu / r.usage.wall:.0%})"
+
+    row(
+        "Synapse CPU, s (of wall)",
+        [share(r.others.synapse_cpu if r.others else None, r) for r in runs],
+    )
+    row(
+        "  its main thread (the reactor)",
+        [share(r.others.reactor_cpu if r.others else None, r) for r in runs],
+    )
+    row("bot CPU, s (of wall)", [share(r.others.bot_cpu if r.others else None, r) for r in runs])
+    row("tester CPU, s (of wall)", [share(r.usage.cpu, r) for r in runs])
     print()
     print(
         f"fixed cost (a run of 1 conversation of 1 step): {baseline.usage.cpu:.2f} s CPU,"
@@ -386,6 +502,38 @@ def print_table(runs: list[RunResult], baseline: RunResult) -> None:
             f" {verdict(r.usage.peak_mb, TARGET_PEAK_MB)}"
         )
     print("(a shared machine: other work competes for the CPU; the numbers are noisy)")
+    for r in runs:
+        print_requests(r)
+
+
+def print_requests(run: RunResult, most: int = 14) -> None:
+    """Synapse's view of one run: the requests that took the most time, per conversation."""
+    if run.others is None or not run.others.requests:
+        return
+    requests = run.others.requests
+    per = max(1, run.conversations)
+    print(
+        f"\n-j {run.jobs}: Synapse's requests (its log; per conversation; 'took' is received to"
+        " handled, long-polls included; CPU is the request's own, not the event persister's)"
+    )
+    print(
+        f"{'caller endpoint':<52}{'n/conv':>7}{'took med ms':>12}{'p95':>7}{'CPU ms/conv':>12}"
+        f"{'DB':>6}{'DB wait':>8}"
+    )
+    ranked = sorted(requests.items(), key=lambda item: -sum(item[1].took))
+    for name, entry in ranked[:most]:
+        print(
+            f"{name[:51]:<52}{entry.count / per:>7.2f}"
+            f"{statistics.median(entry.took) * 1000:>12.1f}{p95(entry.took) * 1000:>7.1f}"
+            f"{entry.cpu / per * 1000:>12.1f}{entry.db / per * 1000:>6.1f}"
+            f"{entry.db_wait / per * 1000:>8.1f}"
+        )
+    cpu = sum(e.cpu for e in requests.values())
+    print(
+        f"all requests' own CPU: {cpu:.1f} s; {len(requests) - most} more kinds not shown"
+        if len(requests) > most
+        else f"all requests' own CPU: {cpu:.1f} s"
+    )
 
 
 # -------------------------------------------------------------------- main
