@@ -42,6 +42,16 @@ _LABEL = {
 }
 
 
+# A lone UTF-16 surrogate (a bot's broken "\\ud83d" escape, decoded as it is) cannot be
+# encoded as UTF-8: printed or written as it is, it would crash the run's end.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate written as its escape, ``\\ud83d``."""
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _short(text: str | None, width: int = 80) -> str:
     if text is None:
         return ""
@@ -60,8 +70,10 @@ def transcript_lines(result: ConversationResult) -> list[str]:
         arrow = "→" if entry.direction == "sent" else "←"
         step = f"step {entry.step_index + 1}" if entry.step_index is not None else "unexpected"
         lines.append(
-            f"{entry.at:7.3f}s {arrow} {entry.message.sender}: {_short(entry.message.body)}"
-            f"  [{entry.message.msgtype}, {step}]"
+            escape_surrogates(
+                f"{entry.at:7.3f}s {arrow} {entry.message.sender}: {_short(entry.message.body)}"
+                f"  [{entry.message.msgtype}, {step}]"
+            )
         )
     return lines
 
@@ -104,7 +116,7 @@ def failure_text(result: ConversationResult) -> str:
     lines.append("transcript:" if result.transcript else "transcript: (no messages)")
     lines.extend("  " + line for line in transcript_lines(result))
     lines.extend(f"warning: {w}" for w in result.warnings)
-    return "\n".join(lines)
+    return escape_surrogates("\n".join(lines))
 
 
 class ConsoleReporter:
@@ -153,7 +165,9 @@ class ConsoleReporter:
             self.console.print(escape(failure_text(result)), highlight=False)
         elif self.verbose:
             for warning in result.warnings:
-                self.console.print(f"  warning: {escape(warning)}", highlight=False)
+                self.console.print(
+                    f"  warning: {escape(escape_surrogates(warning))}", highlight=False
+                )
 
     def summary(self, results: list[ConversationResult], duration: float) -> None:
         """A table of the conversations (2 or more) and the slowest steps, then the totals.
@@ -345,11 +359,6 @@ def junit_xml(results: list[ConversationResult], duration: float) -> str:
     )
 
 
-# A lone UTF-16 surrogate (a bot's broken "\\ud83d" escape, decoded as it is) cannot be
-# written as UTF-8; in JSON text it only occurs in strings, where an escape is exact.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def json_report(results: list[ConversationResult], duration: float, exit_code: int) -> str:
     """The ``--json`` report, built through the models of ``report_schema`` (its schema)."""
     document = JsonReport(
@@ -360,4 +369,5 @@ def json_report(results: list[ConversationResult], duration: float, exit_code: i
         conversations=[ConversationReport.model_validate(result) for result in results],
     )
     text = json.dumps(document.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
-    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    # In JSON text a lone surrogate only occurs in strings, where the escape is exact.
+    return escape_surrogates(text)

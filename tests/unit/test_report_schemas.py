@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import xmlschema
 from pydantic import BaseModel
+from rich.console import Console
 from test_report import (
     all_results,
     error_result,
@@ -28,7 +29,7 @@ from test_report import (
 )
 
 from matrix_bot_tester.matching import Message
-from matrix_bot_tester.report import json_report, junit_xml, write_atomically
+from matrix_bot_tester.report import ConsoleReporter, json_report, junit_xml, write_atomically
 from matrix_bot_tester.report_schema import (
     ConversationReport,
     FailureReport,
@@ -239,10 +240,20 @@ def test_junit_keeps_hard_characters_readable(
     story = case.findtext("failure") or ""
     # Control characters and the lone surrogate become visible escapes; the rest stays.
     assert "\\x1b[31mred\\x1b[0m\\x07" in story and "\\x1b[31mred" in out
-    assert "]]> <b>&amp;</b> 🦜🏳️‍🌈 \\xd83d tail" in story
+    assert "]]> <b>&amp;</b> 🦜🏳️‍🌈 \\ud83d tail" in story
 
 
 def test_junit_suite_carries_when_the_run_started(junit_schema: xmlschema.XMLSchema10) -> None:
     text = junit_xml([not_run_result(), passed_result()], 1.0)
     junit_schema.validate(text)
     assert ET.fromstring(text).get("timestamp") == "2026-01-01T00:00:00+00:00"
+
+
+def test_the_console_prints_hard_characters_without_crashing(tmp_path: Path) -> None:
+    # Regression: a lone surrogate in a reply made the failure's story unprintable.
+    path = tmp_path / "console.txt"
+    with path.open("w", encoding="utf-8", errors="strict") as handle:
+        console = Console(file=handle, width=200)
+        ConsoleReporter(console, console, verbose=True).conversation_finished(hard_result())
+    printed = path.read_text(encoding="utf-8")
+    assert "🦜🏳️‍🌈 \\ud83d tail" in printed
