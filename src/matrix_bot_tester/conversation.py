@@ -648,14 +648,14 @@ class _Expecting:
     # -- the kinds of expectation
 
     async def _expect_in_order(self, expectations: list[Expectation]) -> None:
-        for expectation in expectations:
+        for item, expectation in enumerate(expectations):
             reply = await self._next_of({expectation.event_type})
             if reply is None:
                 self._timed_out(expectation)
             assert reply is not None
             reply, verdict, at = await self._judge(expectation, reply)
             if not verdict.ok:
-                self._mismatch(expectation, reply, verdict)
+                self._mismatch(expectation, reply, verdict, item=item)
             self._accept(expectation, reply, verdict, at)
             await self._downloadable(expectation, reply)
 
@@ -736,7 +736,12 @@ class _Expecting:
         )
 
     def _mismatch(
-        self, expectation: Expectation, reply: Reply, verdict: Verdict, unordered: int = 0
+        self,
+        expectation: Expectation,
+        reply: Reply,
+        verdict: Verdict,
+        unordered: int = 0,
+        item: int | None = None,
     ) -> None:
         c = self.c
         c._record("received", reply.event, self.placed.index, reply.arrived)
@@ -756,6 +761,8 @@ class _Expecting:
             waited=round(max(0.0, reply.arrived - self.began), 3),
             diff=verdict.diff,
             problems=verdict.problems,
+            item=item,
+            event=reply.event,
         )
 
 

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 
 from matrix_bot_tester.errors import ExitCode
-from matrix_bot_tester.matching import Message
+from matrix_bot_tester.matching import Event, Message
 
 
 class Outcome(enum.Enum):
@@ -60,6 +60,11 @@ class Failure:
     diff: str | None = None
     path: str | None = None  # the fragment the step came from, when it is not the script
     problems: tuple[str, ...] = ()  # every check the closest reply failed
+    # Which expectation of the step's list failed (0-based), and the reply it was
+    # compared with, as edited: what `run --update` rewrites an expectation from.
+    # Set only for a reply that came and did not match.
+    item: int | None = None
+    event: Event | None = None
 
 
 @dataclass
