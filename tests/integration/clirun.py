@@ -95,3 +95,32 @@ def wait_until(probe: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+def public_room_with_bot(
+    base_url: str, token: str, bot: str, server_name: str, timeout: float = 30
+) -> tuple[str, str]:
+    """A new public room with an alias, created by ``token``'s user, once ``bot`` has joined.
+
+    Returns the room ID and the alias, for scripts and commands that name a room.
+    """
+    import uuid
+
+    alias_local = f"bots-{uuid.uuid4().hex[:8]}"
+    created = matrix_request(
+        base_url,
+        token,
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        {"preset": "public_chat", "room_alias_name": alias_local, "invite": [bot]},
+    )
+    room_id = str(created["room_id"])
+
+    def bot_joined() -> bool:
+        members = matrix_request(
+            base_url, token, "GET", f"/_matrix/client/v3/rooms/{room_id}/joined_members"
+        )["joined"]
+        return isinstance(members, dict) and bot in members
+
+    wait_until(bot_joined, timeout, f"{bot} to join the public room")
+    return room_id, f"#{alias_local}:{server_name}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import pytest
 from clirun import (
     AccountFactory,
     finish,
-    matrix_request,
+    public_room_with_bot,
     run_cli,
     start_cli,
-    wait_until,
     write_script,
 )
 
@@ -34,27 +32,9 @@ def test_room_alias_is_joined_and_used(
     tmp_path: Path,
 ) -> None:
     owner = register_user()
-    alias_local = f"bots-{uuid.uuid4().hex[:8]}"
-    created = matrix_request(
-        homeserver.url,
-        owner.access_token,
-        "POST",
-        "/_matrix/client/v3/createRoom",
-        {"preset": "public_chat", "room_alias_name": alias_local, "invite": [command_bot.user_id]},
+    _, alias = public_room_with_bot(
+        homeserver.url, owner.access_token, command_bot.user_id, homeserver.server_name
     )
-    room_id = str(created["room_id"])
-
-    def bot_joined() -> bool:
-        members = matrix_request(
-            homeserver.url,
-            owner.access_token,
-            "GET",
-            f"/_matrix/client/v3/rooms/{room_id}/joined_members",
-        )["joined"]
-        return isinstance(members, dict) and command_bot.user_id in members
-
-    wait_until(bot_joined, 30, "the example bot to join the public room")
-    alias = f"#{alias_local}:{homeserver.server_name}"
     script = write_script(
         tmp_path,
         "alias.yaml",

@@ -4,10 +4,10 @@ Every command and report format runs with known, distinctive secrets: a
 passing and a failing run with ``-v``, JUnit XML, JSON (and HTML once the
 command line offers it), the original ``-b/-r`` invocation, ``validate``, a
 token account, ``--no-state``, a wrong password, an invalid token, broken
-account files, and ``homeserver register``. Then every byte they wrote is
-searched: stdout, stderr, every log record (at DEBUG), every file the runs
-left (reports, the last-run record) and the state file, which may hold the
-token of its own login but never a password.
+account files, ``record`` refused at the login, and ``homeserver register``.
+Then every byte they wrote is searched: stdout, stderr, every log record
+(at DEBUG), every file the runs left (reports, the last-run record) and the
+state file, which may hold the token of its own login but never a password.
 
 Most runs are in-process (``cli.main``) so that log records at any level can
 be caught; one runs as a real process, where a stray ``log.warning`` reaches
@@ -114,7 +114,9 @@ def test_no_command_or_report_shows_a_secret(
     passing = write_script(inputs, "ping.yaml", "messages:\n  - send: '!ping'\n    expect: pong\n")
     failing = EXAMPLES / "conversations" / "wrong-answer.yaml"
     state = outputs / "state" / "logins.json"
-    html = ["--html", outputs / "report.html"] if _has_run_option("--html") else []
+    html: list[str | Path] = (
+        ["--html", outputs / "report.html"] if _has_run_option("--html") else []
+    )
 
     said = Transcript()
     run = ("run", "-j", "1") if _has_run_option("--jobs") else ("run",)
@@ -174,6 +176,23 @@ def test_no_command_or_report_shows_a_secret(
         capfd, "run", passing, "--account", bad_token, "--junit-xml", outputs / "bad.xml", "-v"
     )
     assert code == 3, said.said[-2:]
+    # The recorder, refused at the login: exit 3, no secret in what it says or writes.
+    for refused in (wrong_password, bad_token):
+        code = said.main(
+            capfd,
+            "record",
+            "--account",
+            refused,
+            "-o",
+            outputs / f"recorded-{refused.stem}.yaml",
+            "--max-duration",
+            "5",
+            "--events-json",
+            outputs / f"recorded-{refused.stem}.json",
+            "--state-file",
+            outputs / "state3" / "logins.json",
+        )
+        assert code == 3, said.said[-2:]
     # Checking files.
     for checked in (by_password, by_token, wrong_password, bad_token):
         assert said.main(capfd, "validate", passing, failing, "--account", checked) == 0

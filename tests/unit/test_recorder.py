@@ -432,3 +432,53 @@ def test_text_yaml_would_misread_comes_back_as_written(said: str) -> None:
     step = script.steps[0]
     assert fill_all(step.send, {"me": ME}, {}) == said
     assert fill_all(step.expect, {"me": ME}, {}) == said
+
+
+# ------------------------------------------------- the command's input, before connecting
+
+
+def _account(tmp_path: Path, user_to_test: str | None = BOT) -> Path:
+    path = tmp_path / "account.yaml"
+    lines = [f"user: '{ME}'", "password: secret-pw", "homeserver_url: 'http://127.0.0.1:9'"]
+    if user_to_test:
+        lines.append(f"user_to_test: '{user_to_test}'")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["-o", "{account}"], "-o would overwrite the account file"),
+        (["-o", "{account}", "--force"], "-o would overwrite the account file"),
+        (["-o", "{existing}"], "-o: the file exists (hint: pass --force to replace it)"),
+        (["-o", "{out}", "--dm", ME], "the bot to record is the recording account itself"),
+        (["-o", "{out}", "--dm", "bot"], "'bot' is not a Matrix user ID"),
+        (["-o", "{out}", "--events-json", "{existing}"], "--events-json: the file exists"),
+    ],
+)
+def test_record_refuses_bad_input_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    from matrix_bot_tester.cli import main
+
+    account = _account(tmp_path)
+    existing = tmp_path / "existing.yaml"
+    existing.write_text("keep me\n", encoding="utf-8")
+    paths = {"account": account, "existing": existing, "out": tmp_path / "out.yaml"}
+    argv = ["record", "--account", str(account), *(a.format(**paths) for a in args)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, err
+    assert existing.read_text(encoding="utf-8") == "keep me\n"
+    assert "secret-pw" not in err
+
+
+def test_record_needs_to_know_who_the_bot_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from matrix_bot_tester.cli import main
+
+    account = _account(tmp_path, user_to_test=None)
+    assert main(["record", "--account", str(account), "--room", "#r:localhost", "-o", "-"]) == 2
+    assert "no bot to record is named (in a room)" in capsys.readouterr().err
