@@ -482,3 +482,10 @@ def test_record_needs_to_know_who_the_bot_is(
     account = _account(tmp_path, user_to_test=None)
     assert main(["record", "--account", str(account), "--room", "#r:localhost", "-o", "-"]) == 2
     assert "no bot to record is named (in a room)" in capsys.readouterr().err
+
+
+def test_encrypted_events_are_left_out_with_a_note() -> None:
+    secret = ev(ME, kind="m.room.encrypted", algorithm="m.megolm.v1.aes-sha2", ciphertext="x")
+    recording = record([ev(ME, "!ping"), ev(BOT, "pong"), secret], WHO)
+    assert recording.as_data()["messages"] == [{"send": "!ping", "expect": "pong"}]
+    assert "encrypted event" in recording.notes[0]
