@@ -8,8 +8,10 @@ write the script when the recording ends: on Ctrl-C (the normal way; exit
 after ``--max-duration`` seconds, so it is always bounded. SIGTERM writes the
 file too, but exits 143 as ``run`` does, so a supervisor sees it was stopped.
 
-Nothing recorded means no file and exit 1. The output never holds a
-password or token: it is made only from room events and user IDs.
+Nothing recorded means no file and exit 1; a bot that never joins the DM,
+exit 1 too. A homeserver lost mid-recording: what was heard is written, then
+exit 3. The output never holds a password or token: it is made only from
+room events, user IDs and display names.
 """
 
 from __future__ import annotations
@@ -256,6 +258,8 @@ def _write(options: RecordOptions, err: Console) -> ExitCode:
         display_names=options.display_names,
     )
     recording = record(options.events, who, room_to_connect=options.room or DM)
+    for note in recording.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
     if not recording.as_data()["messages"]:
         err.print(
             f"nothing was recorded ({options.ended_by}): no file written"
@@ -265,8 +269,6 @@ def _write(options: RecordOptions, err: Console) -> ExitCode:
         )
         return ExitCode.FAILED
     text = render(recording, _header(options, recording))
-    for note in recording.notes:
-        err.print(f"note: {note}", markup=False, highlight=False)
     broken: InputError | None = None
     try:
         parse_script(text, options.output)

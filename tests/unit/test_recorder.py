@@ -455,6 +455,7 @@ def _account(tmp_path: Path, user_to_test: str | None = BOT) -> Path:
         (["-o", "{out}", "--dm", ME], "the bot to record is the recording account itself"),
         (["-o", "{out}", "--dm", "bot"], "'bot' is not a Matrix user ID"),
         (["-o", "{out}", "--events-json", "{existing}"], "--events-json: the file exists"),
+        (["-o", "{out}", "--dm", "@a:b", "--bot", "@c:d"], "--dm @a:b and --bot @c:d name two"),
     ],
 )
 def test_record_refuses_bad_input_before_connecting(
