@@ -159,7 +159,11 @@ class _Builder:
         self.used_names: set[str] = set(BUILTINS)
         self.known: dict[str, Event] = {}  # every event seen so far, by ID
         self.final: dict[str, Event] = _final_versions(events, who.bot)
-        self.humans: set[str] = {who.me}
+        # Everyone but the bot is the person the script's {me} replays, from the start.
+        senders = {e.get("sender") for e in events}
+        self.humans: set[str] = {who.me} | {
+            s for s in senders if isinstance(s, str) and s != who.bot
+        }
         self.steps: list[RecordedStep] = []
         self.notes: list[str] = []
         self.step: RecordedStep | None = None
@@ -184,8 +188,6 @@ class _Builder:
             if event.get("sender") == self.who.bot:
                 self._bot(event)
             else:
-                if isinstance(event.get("sender"), str):
-                    self.humans.add(event["sender"])
                 self._human(event)
             self.known[event_id] = event
         self._close_step()

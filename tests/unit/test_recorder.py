@@ -490,3 +490,11 @@ def test_encrypted_events_are_left_out_with_a_note() -> None:
     recording = record([ev(ME, "!ping"), ev(BOT, "pong"), secret], WHO)
     assert recording.as_data()["messages"] == [{"send": "!ping", "expect": "pong"}]
     assert "encrypted event" in recording.notes[0]
+
+
+def test_a_person_named_by_the_bot_before_they_speak_is_still_me() -> None:
+    alice = "@alice:localhost"
+    assert steps([ev(BOT, f"welcome {alice}!"), ev(alice, "hi")]) == [
+        {"expect": "welcome {me}!"},
+        {"send": "hi"},
+    ]
