@@ -87,9 +87,9 @@ class BenchError(Exception):
 # ------------------------------------------------------------------ scripts
 
 
-def help_text() -> str:
+def help_text(bot_script: Path) -> str:
     """The example bot's !help answer, read from the bot itself so the two cannot drift."""
-    spec = importlib.util.spec_from_file_location("command_bot", BOT_SCRIPT)
+    spec = importlib.util.spec_from_file_location("command_bot", bot_script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
@@ -322,7 +322,7 @@ class World:
 
 
 @contextlib.contextmanager
-def throwaway_world(temp: Path, port: int | None) -> Iterator[World]:
+def throwaway_world(temp: Path, port: int | None, bot_script: Path) -> Iterator[World]:
     """Synapse and the example bot; both stopped on the way out, whatever happens."""
     server_dir = temp / "synapse"
     try:
@@ -335,7 +335,7 @@ def throwaway_world(temp: Path, port: int | None) -> Iterator[World]:
         bot_user = homeserver.register(server_dir, "bench-bot", secrets.token_urlsafe(16))
         assert bot_user is not None  # a new server: the name is free
         bot = start_bot(
-            [str(BOT_SCRIPT)],
+            [str(bot_script)],
             {
                 "MBT_BOT_HOMESERVER": server.url,
                 "MBT_BOT_USER": bot_user.user_id,
@@ -553,6 +553,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--port", type=int, help="Synapse's port (default: a free one)")
     parser.add_argument(
+        "--bot",
+        type=Path,
+        default=BOT_SCRIPT,
+        help="the bot to talk to (default: %(default)s; another version of it, to compare)",
+    )
+    parser.add_argument(
         "--max-seconds", type=float, default=1800.0, help="deadline for the whole benchmark"
     )
     args = parser.parse_args(argv)
@@ -578,10 +584,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="mbt-suite-") as temp_name,
-            throwaway_world(Path(temp_name), args.port) as world,
+            throwaway_world(Path(temp_name), args.port, args.bot) as world,
         ):
             temp = Path(temp_name)
-            answer = help_text()
+            answer = help_text(args.bot)
             write_scripts(temp / "baseline", 1, 1, answer)
             write_scripts(temp / "suite", args.conversations, args.steps, answer)
             baseline = tester_run(world, "baseline", temp / "baseline", 1, deadline)
