@@ -59,8 +59,9 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -581,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
         f" {', -j '.join(map(str, args.jobs))}",
         flush=True,
     )
-    try:
+
+    def measure() -> Callable[[], None]:
         with (
             tempfile.TemporaryDirectory(prefix="mbt-suite-") as temp_name,
             throwaway_world(Path(temp_name), args.port, args.bot) as world,
@@ -602,6 +604,20 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 runs.append(run)
+        return partial(print_table, runs, baseline)
+
+    return run_guarded(measure)
+
+
+def run_guarded(measure: Callable[[], Callable[[], None]]) -> int:
+    """Run ``measure`` (it builds and stops its world), then print what it returns.
+
+    The benchmarks' exit status: 0, or 1 with one line on stderr when the
+    benchmark itself could not run (never a traceback), or 130 on Ctrl-C.
+    The report is printed after the world is stopped, so no server runs on.
+    """
+    try:
+        report = measure()
     except (BenchError, TesterError) as exc:
         text = exc.one_line() if isinstance(exc, TesterError) else str(exc)
         print(f"error: {text}", file=sys.stderr)
@@ -610,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     print()
-    print_table(runs, baseline)
+    report()
     return 0
 
 
