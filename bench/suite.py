@@ -615,7 +615,13 @@ def run_guarded(measure: Callable[[], Callable[[], None]]) -> int:
     The benchmarks' exit status: 0, or 1 with one line on stderr when the
     benchmark itself could not run (never a traceback), or 130 on Ctrl-C.
     The report is printed after the world is stopped, so no server runs on.
+    SIGTERM is taken as Ctrl-C is: the world is stopped either way.
     """
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM too: unwind, so Synapse and the bot get stopped
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         report = measure()
     except (BenchError, TesterError) as exc:
