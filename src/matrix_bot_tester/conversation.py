@@ -304,7 +304,7 @@ class Conversation:
     async def run(self, session: Session) -> ConversationResult:
         result = self.result
         result.user_id = session.user_id
-        result.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        result.started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         self._start = time.monotonic()
         # The session adds this task's 429 waiting here; conversations running at
         # once over one session each run in a task (a context) of their own.

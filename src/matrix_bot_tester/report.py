@@ -131,6 +131,10 @@ class ConsoleReporter:
         """A problem that stops the run before any conversation: one line on stderr."""
         self.err.print(f"error: {line}", markup=False, highlight=False)
 
+    def warning(self, line: str) -> None:
+        """Something the run did not need but the user should know: one line on stderr."""
+        self.err.print(f"warning: {line}", markup=False, highlight=False)
+
     def conversation_started(self, result: ConversationResult) -> None:
         if self.verbose:
             self.console.print(

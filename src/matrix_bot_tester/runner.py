@@ -171,7 +171,12 @@ class _Suite:
             for step in steps:
                 reporter.step_finished(step)
         reporter.conversation_finished(result)
-        if _leaves(script, options, result) and result.room_id:
+        room_id = result.room_id
+        if (
+            _leaves(script, options, result)
+            and room_id
+            and not await _kept_spare(session, room_id, options.jobs)
+        ):
             await _leave(session, result)
         if result.outcome is Outcome.ERROR:
             self.stop = True  # the homeserver failed us; the scripts left would only wait it out
@@ -200,6 +205,25 @@ async def _leave(session: Session, result: ConversationResult) -> None:
         await leave(result.room_id)
     except InfrastructureError as exc:
         result.warnings.append(f"could not leave {result.room_id}: {exc.one_line()}")
+
+
+async def _kept_spare(session: Session, room_id: str, jobs: int) -> bool:
+    """Keep a passed conversation's DM for reuse, should the server limit room creation."""
+    keep = getattr(session, "keep_spare", None)
+    return bool(keep is not None and await keep(room_id, limit=max(1, jobs)))
+
+
+async def _leave_spares(session: Session, reporter: ConsoleReporter) -> None:
+    """Leave the DMs kept for reuse: the run is over (a failure to leave is only a warning)."""
+    take = getattr(session, "take_spares", None)
+    leave = getattr(session, "leave", None)
+    if take is None or leave is None:
+        return
+    for room_id in take():
+        try:
+            await leave(room_id)
+        except InfrastructureError as exc:
+            reporter.warning(f"could not leave {room_id}: {exc.one_line()}")
 
 
 async def wait_until_ready(
@@ -271,6 +295,7 @@ async def run_conversations(options: RunOptions, reporter: ConsoleReporter) -> N
             if options.not_ready is not None:
                 return
         await _Suite(options, reporter, session).run()
+        await _leave_spares(session, reporter)
     finally:
         await session.close()
 

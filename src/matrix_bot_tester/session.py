@@ -81,6 +81,9 @@ BACKFILL_PAGE_SIZE = 100
 STALE_INVITE_MS = 60_000
 CLOCK_SKEW_MS = 2_000
 DEVICE_NAME = "matrix-bot-tester"
+# Leaving is a message to the server's rate limiter, queued behind the sends of
+# the conversations still running (at default limits, 5 s each).
+LEAVE_TIMEOUT = 30.0
 # A homeserver unreachable this long ends any wait (exit 3), deadline or not.
 SERVER_GONE_AFTER = 15.0
 # How long a homeserver has to answer "are you there?" when a step times out.
@@ -128,6 +131,18 @@ class TokenRejected(InfrastructureError):
     """The homeserver no longer accepts our access token (logged out, expired)."""
 
 
+class RateLimited(InfrastructureError):
+    """The homeserver said 429 and the wait it asked for does not fit (or is not wanted)."""
+
+    def __init__(self, what: str, retry_after: float) -> None:
+        super().__init__(
+            f"{what}: rate-limited by the homeserver (M_LIMIT_EXCEEDED, retry"
+            f" after {retry_after:.1f} s) beyond the step's deadline",
+            hint="raise the server's rate limits for the test account",
+        )
+        self.retry_after = retry_after
+
+
 @dataclass
 class _RoomFeed:
     """What we know about one room during the run."""
@@ -138,6 +153,13 @@ class _RoomFeed:
     replies: deque[Reply] = field(default_factory=deque)
     seen: set[str] = field(default_factory=set)
     members: dict[str, str] = field(default_factory=dict)  # user -> membership, seen in the run
+
+
+def _retry_after(response: object) -> float | None:
+    """Seconds a 429 asks us to wait, or None for any other response."""
+    if isinstance(response, ErrorResponse) and response.status_code == "M_LIMIT_EXCEEDED":
+        return (response.retry_after_ms or 1000) / 1000
+    return None
 
 
 def _knows_one_of(seen: set[str], chunk: list[Event]) -> bool:
@@ -180,6 +202,8 @@ class NioSession:
         self._first_spoken: list[str] = []  # rooms in the order someone else first spoke
         self._used_rooms: set[str] = set()
         self._entered: set[str] = set()  # rooms this run created or joined
+        self._dm_partners: dict[str, str] = {}  # DMs this run created -> the partner
+        self._spare_dms: dict[str, list[str]] = {}  # partner -> finished DMs, oldest first
         self._joined_at_start: set[str] = set()
         self._accept_invites = False
         self._invites_listed = False
@@ -187,6 +211,7 @@ class NioSession:
         # m.direct is read, changed and written back: conversations opening DMs at
         # once would otherwise lose each other's rooms.
         self._direct_lock = asyncio.Lock()
+        self._limit_queue = asyncio.Lock()  # requests held back by a 429, in arrival order
         self._changed = asyncio.Condition()
         self._sync_task: asyncio.Task[None] | None = None
         self._join_tasks: set[asyncio.Task[None]] = set()
@@ -207,51 +232,86 @@ class NioSession:
 
     # ----------------------------------------------------------------- calls
 
-    async def _call(self, what: str, request: Callable[[], Awaitable[T]], deadline: float) -> T:
-        """One request within a deadline; 429s waited out, errors made one line."""
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise InfrastructureError(
-                    f"{what}: the homeserver at {self.url} did not answer in time"
-                )
-            try:
-                response = await asyncio.wait_for(request(), remaining)
-            except TimeoutError:
-                raise InfrastructureError(
-                    f"{what}: the homeserver at {self.url} did not answer in time"
-                ) from None
-            except (aiohttp.ClientError, OSError) as exc:
-                hint = "is the homeserver running and homeserver_url right?"
-                if self.url.startswith("https://") and isinstance(
-                    exc, aiohttp.ClientSSLError | aiohttp.ServerDisconnectedError
-                ):
-                    hint = "does the server speak plain http:// rather than https://?"
-                raise InfrastructureError(
-                    f"{what}: cannot reach the homeserver at {self.url} ({type(exc).__name__})",
-                    hint=hint,
-                ) from None
-            if isinstance(response, ErrorResponse):
-                if response.status_code == "M_LIMIT_EXCEEDED":
-                    wait = (response.retry_after_ms or 1000) / 1000
-                    if time.monotonic() + wait > deadline:
-                        raise InfrastructureError(
-                            f"{what}: rate-limited by the homeserver (M_LIMIT_EXCEEDED, retry"
-                            f" after {wait:.1f} s) beyond the step's deadline",
-                            hint="raise the server's rate limits for the test account",
-                        )
-                    self.rate_limited_seconds += wait
-                    meter = RATE_LIMITED.get()  # the conversation this request is for
-                    if meter is not None:
-                        meter[0] += wait
-                    await asyncio.sleep(wait)  # the server told us how long; not a sync guess
-                    continue
-                if response.status_code == "M_UNKNOWN_TOKEN":
-                    raise TokenRejected(
-                        f"{what}: the homeserver rejected the access token of {self.user_id}",
-                        hint="log in again or fix 'access_token' in the account file",
-                    )
+    async def _call(
+        self,
+        what: str,
+        request: Callable[[], Awaitable[T]],
+        deadline: float,
+        *,
+        wait_out_limits: bool = True,
+    ) -> T:
+        """One request within a deadline; 429s waited out, errors made one line.
+
+        With ``wait_out_limits=False`` a 429 raises RateLimited at once, for a
+        caller that has something better to do than wait.
+        """
+        response = await self._request_once(what, request, deadline)
+        wait = _retry_after(response)
+        if wait is None:
             return response
+        if not wait_out_limits:
+            raise RateLimited(what, wait)
+        # The server gives its next slot to whoever asks first once it is due, so
+        # requests that were held back queue here and retry one at a time, first
+        # come first served: otherwise one conversation of several could lose
+        # every race until its deadline.
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(max(0.0, deadline - began)):
+                await self._limit_queue.acquire()
+        except TimeoutError:
+            self._charge_rate_limit(time.monotonic() - began)
+            raise RateLimited(what, wait) from None
+        try:
+            queued = time.monotonic() - began
+            self._charge_rate_limit(queued)
+            wait = max(0.0, wait - queued)  # part of it may have passed in the queue
+            while wait is not None:
+                if time.monotonic() + wait > deadline:
+                    raise RateLimited(what, wait)
+                self._charge_rate_limit(wait)
+                await asyncio.sleep(wait)  # the server told us how long; not a sync guess
+                response = await self._request_once(what, request, deadline)
+                wait = _retry_after(response)
+            return response
+        finally:
+            self._limit_queue.release()
+
+    async def _request_once(
+        self, what: str, request: Callable[[], Awaitable[T]], deadline: float
+    ) -> T:
+        """Send ``request`` once within the deadline; trouble reaching the server made one line."""
+        late = InfrastructureError(f"{what}: the homeserver at {self.url} did not answer in time")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise late
+        try:
+            response = await asyncio.wait_for(request(), remaining)
+        except TimeoutError:
+            raise late from None
+        except (aiohttp.ClientError, OSError) as exc:
+            hint = "is the homeserver running and homeserver_url right?"
+            if self.url.startswith("https://") and isinstance(
+                exc, aiohttp.ClientSSLError | aiohttp.ServerDisconnectedError
+            ):
+                hint = "does the server speak plain http:// rather than https://?"
+            raise InfrastructureError(
+                f"{what}: cannot reach the homeserver at {self.url} ({type(exc).__name__})",
+                hint=hint,
+            ) from None
+        if isinstance(response, ErrorResponse) and response.status_code == "M_UNKNOWN_TOKEN":
+            raise TokenRejected(
+                f"{what}: the homeserver rejected the access token of {self.user_id}",
+                hint="log in again or fix 'access_token' in the account file",
+            )
+        return response
+
+    def _charge_rate_limit(self, seconds: float) -> None:
+        """Count waiting imposed by the server's limits, for the run and its conversation."""
+        self.rate_limited_seconds += seconds
+        meter = RATE_LIMITED.get()  # the conversation this request is for
+        if meter is not None:
+            meter[0] += seconds
 
     @staticmethod
     def _error_text(response: Any) -> str:
@@ -628,20 +688,11 @@ class NioSession:
     async def open_dm(self, partner: str, *, wait_for_join: bool, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         await self._check_user_exists(partner, deadline)
-        created = await self._call(
-            f"creating a DM with {partner}",
-            lambda: self._client.room_create(
-                is_direct=True, invite=[partner], preset=RoomPreset.trusted_private_chat
-            ),
-            deadline,
-        )
-        if not isinstance(created, RoomCreateResponse):
-            raise InfrastructureError(
-                f"creating a DM with {partner} failed: {self._error_text(created)}",
-                hint="does the bot's user ID exist on this homeserver?",
-            )
-        room_id = str(created.room_id)
+        room_id, reused = await self._create_dm(partner, deadline)
+        if reused:
+            return room_id
         self._entered.add(room_id)
+        self._dm_partners[room_id] = partner
         await self._mark_direct(partner, room_id, deadline)
         if not wait_for_join:
             return room_id
@@ -661,6 +712,77 @@ class NioSession:
                 " (is the bot running and accepting invites?)"
             )
         raise ConversationFailed(f"{partner} rejected the invite to the DM ({state})")
+
+    async def _create_dm(self, partner: str, deadline: float) -> tuple[str, bool]:
+        """A new room with ``partner`` invited, or, while the homeserver refuses to create
+        rooms (429), a spare DM that another conversation finished with: whichever comes
+        first within the deadline. The flag says which (True: a spare)."""
+        what = f"creating a DM with {partner}"
+        while True:
+            try:
+                created = await self._call(
+                    what,
+                    lambda: self._client.room_create(
+                        is_direct=True, invite=[partner], preset=RoomPreset.trusted_private_chat
+                    ),
+                    deadline,
+                    wait_out_limits=False,
+                )
+            except RateLimited as limited:
+                began = time.monotonic()
+                until = min(deadline, began + limited.retry_after)
+                spare = await self._wait_for(lambda: self._take_spare(partner), until - began)
+                self._charge_rate_limit(time.monotonic() - began)
+                if spare is not None:
+                    return spare, True
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+            if not isinstance(created, RoomCreateResponse):
+                raise InfrastructureError(
+                    f"creating a DM with {partner} failed: {self._error_text(created)}",
+                    hint="does the bot's user ID exist on this homeserver?",
+                )
+            return str(created.room_id), False
+
+    async def keep_spare(self, room_id: str, *, limit: int) -> bool:
+        """Keep a finished conversation's DM for a later one instead of leaving it now.
+
+        A spare is used only when the homeserver will not create rooms fast enough:
+        Synapse by default allows a burst of ten rooms, then one a minute, so a suite
+        of thirty conversations would otherwise wait twenty minutes. At most
+        ``limit`` rooms are kept (as many as may run at once). False when the room
+        is not a DM of this run whose partner is still in it: leave it as usual.
+        """
+        partner = self._dm_partners.get(room_id)
+        feed = self._rooms.get(room_id)
+        if partner is None or feed is None or feed.members.get(partner) != "join":
+            return False
+        if sum(len(rooms) for rooms in self._spare_dms.values()) >= limit:
+            return False
+        self._spare_dms.setdefault(partner, []).append(room_id)
+        await self._notify()
+        return True
+
+    def take_spares(self) -> list[str]:
+        """The spare DMs nobody needed again: the run is over, leave them."""
+        rooms = [room for spares in self._spare_dms.values() for room in spares]
+        self._spare_dms.clear()
+        return rooms
+
+    def _take_spare(self, partner: str) -> str | None:
+        """A spare DM with ``partner``, its leftovers dropped: they are the last
+        conversation's, and only what comes after this moment counts."""
+        spares = self._spare_dms.get(partner)
+        if not spares:
+            return None
+        room_id = spares.pop(0)
+        self._rooms[room_id].replies.clear()
+        self.warnings.append(
+            f"room {room_id} reused from an earlier conversation: the homeserver"
+            " limits how fast rooms can be created"
+        )
+        return room_id
 
     async def _check_user_exists(self, user_id: str, deadline: float) -> None:
         """A bot account that does not exist would otherwise look like a bot that never joins."""
@@ -686,7 +808,7 @@ class NioSession:
         if status != 200:
             self.warnings.append(f"could not record the DM in m.direct (HTTP {status})")
 
-    async def leave(self, room_id: str, *, timeout: float = 10.0) -> bool:
+    async def leave(self, room_id: str, *, timeout: float = LEAVE_TIMEOUT) -> bool:
         """Leave and forget a room this run entered, so test accounts don't pile up rooms.
 
         Rooms the account was in before the run are never left. Returns whether it left.

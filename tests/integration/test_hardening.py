@@ -7,25 +7,22 @@ after a burst of 10, logins 5 per address and per account then one per
 The example bot there is exempted from every limit through the admin API
 (``override_ratelimit`` with 0/0), so only the tester meets them.
 
-Two kinds of limit are keyed by something other than the tester, so the
-admin API's exemption decides who meets them:
+Login limits are keyed by address and account, never by a requester: an
+exemption cannot lift them. The login tests exempt their tester (messages,
+rooms, invites) so that logins are the only limit they meet.
 
-* Login limits are keyed by address and account, never by a requester: an
-  exemption cannot lift them. The login tests exempt their tester (messages,
-  rooms, invites) so that logins are the only limit they meet.
-* The invite limit is keyed by the *invitee*: every DM with the bot spends
-  one of the bot's five invites (from any tester), and the bot's own exemption
-  does not help. So only the 30-step run, whose tester is not exempt, creates
-  a DM the hard way; with Synapse's real defaults a suite of 30 DMs with one
-  bot would wait 25 x 333 s for invites and 20 x 62.5 s (about 20 minutes)
-  for room creation. The room-creation test therefore uses a server whose
-  ``rc_room_creation`` is small (burst 2, 0.5/s) to show the same waiting in
-  seconds.
+Two runs meet the limits the hard way, with testers that are not exempt; they
+take minutes of waiting, so they start in the background when the module
+starts and are checked by the last tests, while the other tests run with
+testers of their own (the limits are per user):
 
-The 30-step run takes about 105 s of waiting (20 messages beyond the burst, 5 s
-each), so it is started in the background when the module starts and checked
-by the last test; the other tests run meanwhile with testers of their own (the
-limits are per user).
+* 30 steps in one DM: 20 messages beyond the burst, 5 s each (about 105 s).
+* 30 conversations of one step: room creation allows 10 rooms, then one a
+  minute (and each creation also spends a message). Waiting would take 20
+  minutes; the tester reuses the DMs of passed conversations instead. (The
+  invites in ``createRoom`` do not spend ``rc_invites``: Synapse sends them
+  with ``ratelimit=False``.) The room-creation test, on a server with a small
+  ``rc_room_creation``, shows the plain waiting in seconds.
 
 Restarting and losing the homeserver use servers of their own (stopping the
 module's server would break the background run). Signals use the session's
@@ -34,6 +31,7 @@ server. Every wait on the scene is a condition with a deadline.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -44,6 +42,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -69,6 +68,7 @@ pytestmark = pytest.mark.integration
 
 SERVER_NAME = "localhost"
 THIRTY = "test_thirty_steps_pass_against_default_message_limits"
+SUITE = "test_thirty_conversations_pass_against_default_room_creation_limits"
 PING = "messages:\n  - send: '!ping'\n    expect: pong\n"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -222,28 +222,68 @@ class Background:
     began: float
 
 
-@pytest.fixture(scope="module", autouse=True)
-def thirty_step_run(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Background | None]:
-    """The 30-step run, started as the module starts (when its test is selected at all)."""
-    if not any(item.name == THIRTY for item in request.session.items):
-        yield None
+@dataclass(frozen=True)
+class LongRun:
+    """A run against default limits that takes minutes of waiting: started in the
+    background as the module starts, checked by its test at the end."""
+
+    tester: RegisteredUser
+    background: Background
+
+    def passed(self, timeout: float) -> tuple[Any, float, list[dict[str, Any]]]:
+        """Wait for the run to pass: its CLI result, seconds since it began, its conversations."""
+        run = finish(self.background.process, timeout=timeout)
+        took = time.monotonic() - self.background.began
+        assert run.code == 0, run.stdout + run.stderr
+        no_traceback(run)
+        return run, took, report_of(self.background.report)["conversations"]
+
+
+def _long_run(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    test_name: str,
+    scripts: dict[str, str],
+) -> Iterator[LongRun | None]:
+    if not any(item.name == test_name for item in request.session.items):
+        yield None  # its test is not selected: spend no time on it
         return
     scene: Limited = request.getfixturevalue("limited")
-    directory = tmp_path_factory.mktemp("thirty-steps")
+    directory = tmp_path_factory.mktemp("long-run")
     tester = scene.tester(exempt_from_limits=False)
-    steps = "".join(f"  - send: '!echo step {i}'\n    expect: step {i}\n" for i in range(1, 31))
-    script = write_script(directory, "thirty.yaml", "timeout: 20\nmessages:\n" + steps)
+    for name, text in scripts.items():
+        write_script(directory, name, text)
     account = account_file(directory, scene.server, tester, bot=scene.bot.user_id, token=True)
-    report = directory / "thirty.json"
-    process = start_cli("run", script, "--account", account, "-v", "--json", report)
+    report = directory / "report.json"
+    process = start_cli("run", directory, "--account", account, "-v", "--json", report)
     try:
-        yield Background(process, report, time.monotonic())
+        yield LongRun(tester, Background(process, report, time.monotonic()))
     finally:
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def thirty_step_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LongRun | None]:
+    """One script of 30 steps: 30 messages against ``rc_message``."""
+    steps = "".join(f"  - send: '!echo step {i}'\n    expect: step {i}\n" for i in range(1, 31))
+    script = "timeout: 20\nmessages:\n" + steps
+    yield from _long_run(request, tmp_path_factory, THIRTY, {"thirty.convo.yaml": script})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def thirty_conversation_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LongRun | None]:
+    """30 conversations of one step, each needing a DM: against ``rc_room_creation``."""
+    scripts = {
+        f"c{i:02}.convo.yaml": f"messages:\n  - send: '!echo convo {i}'\n    expect: convo {i}\n"
+        for i in range(30)
+    }
+    yield from _long_run(request, tmp_path_factory, SUITE, scripts)
 
 
 @pytest.fixture
@@ -342,17 +382,17 @@ def test_a_limit_beyond_the_deadline_is_exit_3_naming_it(limited: Limited, tmp_p
 
 
 def test_room_creation_limits_are_waited_out(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Four DMs on a server allowing 1 room at once, then one per second: all pass, by waiting.
+    """Four DMs at once where the server allows 1 room, then one per 4 s: all pass, by waiting.
 
-    With Synapse's real default (0.016/s after a burst of 10), 30 DMs would
-    need about 20 minutes of waiting, so the burst here is small instead.
+    With ``--cleanup never`` no room is left, so none is reused either: the
+    conversations wait out the 429s (the 30-conversation test reuses DMs).
     """
     directory = tmp_path_factory.mktemp("synapse-room-limits")
     server = hs.start(
         directory,
         port=hs.free_port(),
         server_name=SERVER_NAME,
-        config_overrides={"rc_room_creation": {"per_second": 1, "burst_count": 1}},
+        config_overrides={"rc_room_creation": {"per_second": 0.25, "burst_count": 1}},
     )
     try:
         bot_user = register(server, "bot")
@@ -362,16 +402,20 @@ def test_room_creation_limits_are_waited_out(tmp_path_factory: pytest.TempPathFa
             scripts = [write_script(work, f"ping{i}.yaml", PING) for i in range(4)]
             account = account_file(work, server, tester, bot=bot_user.user_id, token=True)
             report = work / "report.json"
-            run = run_cli("run", *scripts, "--account", account, "--json", report, "-v")
+            run = run_cli(
+                "run", *scripts, "--account", account, "--json", report, "-v", "--cleanup", "never"
+            )
     finally:
         hs.stop(directory)
     assert run.code == 0, run.stdout + run.stderr
     conversations = report_of(report)["conversations"]
     assert [c["outcome"] for c in conversations] == ["passed"] * 4
-    waited = [c["steps"][0]["rate_limited"] for c in conversations]
-    assert sum(waited) > 1, waited  # three rooms beyond the burst, 1 s apart
-    # They ran at once over one login; each is charged its own waiting only.
-    assert min(waited) == 0, waited
+    assert len({c["room_id"] for c in conversations}) == 4
+    waited = sorted(c["steps"][0]["rate_limited"] for c in conversations)
+    # Three rooms beyond the burst, 4 s apart: about 4, 8 and 12 s of waiting,
+    # less the time each took to ask.
+    assert waited[0] == 0, waited  # each is charged its own waiting only
+    assert waited[-1] > 6, waited
     assert "rate-limited" in run.stdout
 
 
@@ -588,15 +632,11 @@ def test_a_signal_stops_the_run_within_2_s_with_a_partial_report(
 
 
 def test_thirty_steps_pass_against_default_message_limits(
-    thirty_step_run: Background | None,
+    thirty_step_run: LongRun | None,
 ) -> None:
     """30 messages at 0.2/s after a burst of 10: the tester waits out each 429 it gets."""
     assert thirty_step_run is not None
-    run = finish(thirty_step_run.process, timeout=300)
-    took = time.monotonic() - thirty_step_run.began
-    assert run.code == 0, run.stdout + run.stderr
-    no_traceback(run)
-    [conversation] = report_of(thirty_step_run.report)["conversations"]
+    run, took, [conversation] = thirty_step_run.passed(timeout=300)
     steps = conversation["steps"]
     assert [s["outcome"] for s in steps] == ["passed"] * 30
     waited = sum(s["rate_limited"] for s in steps)
@@ -609,3 +649,37 @@ def test_thirty_steps_pass_against_default_message_limits(
         # Each waited about 5 s before its send; the bot's latency is measured after it.
         assert step["latency"] < step["rate_limited"], step
     assert run.stdout.count("rate-limited") == len(limited_steps)
+
+
+def test_thirty_conversations_pass_against_default_room_creation_limits(
+    thirty_conversation_run: LongRun | None, limited: Limited
+) -> None:
+    """30 DMs where Synapse creates 10 rooms at once, then one a minute: rather than wait
+    20 minutes, conversations reuse the DMs of passed ones, never two at the same time."""
+    assert thirty_conversation_run is not None
+    run, took, conversations = thirty_conversation_run.passed(timeout=600)
+    assert [c["outcome"] for c in conversations] == ["passed"] * 30
+    rooms = {c["room_id"] for c in conversations}
+    reused = [c for c in conversations if any("reused" in w for w in c["warnings"])]
+    waited = sum(s["rate_limited"] for c in conversations for s in c["steps"])
+    print(
+        f"\n30 conversations against default limits: {took:.1f} s, {len(rooms)} rooms,"
+        f" {len(reused)} conversations in a reused room, {waited:.1f} s waiting out 429s"
+    )
+    assert len(rooms) <= 10 + 1, rooms  # the burst (and perhaps one more a minute later)
+    assert len(reused) >= 30 - len(rooms)
+    # A room serves one conversation at a time: their spans never overlap.
+    by_room: dict[str, list[tuple[float, float]]] = {}
+    for conversation in conversations:
+        began = datetime.fromisoformat(conversation["started_at"]).timestamp()
+        span = (began, began + conversation["duration"])
+        by_room.setdefault(conversation["room_id"], []).append(span)
+    for spans in by_room.values():
+        spans.sort()
+        for (_, first_end), (second_start, _) in itertools.pairwise(spans):
+            assert first_end <= second_start, spans
+    # All passed, so the run left every room it used (the spares at its end).
+    tester = thirty_conversation_run.tester
+    joined = api(limited.server, tester.access_token, "GET", "/_matrix/client/v3/joined_rooms")
+    warnings = [w for c in conversations for w in c["warnings"] if "reused" not in w]
+    assert joined["joined_rooms"] == [], (warnings, run.stderr)
