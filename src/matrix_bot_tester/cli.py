@@ -199,12 +199,90 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--admin", action="store_true")
 
     commands.add_parser("schema", help="print the JSON Schema of script files")
+    _add_record_parser(commands)
 
     demo = commands.add_parser(
         "demo", help="start a throwaway Synapse and the example bot, run the example scripts"
     )
     demo.add_argument("-v", "--verbose", action="store_true")
     return parser
+
+
+def _add_record_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from matrix_bot_tester.record_cmd import DEFAULT_MAX_DURATION, DEFAULT_SETUP_TIMEOUT
+
+    record = commands.add_parser(
+        "record",
+        help="talk to a bot from your client while the tester listens; write what it saw as"
+        " a script",
+    )
+    record.add_argument("-a", "--account", required=True, metavar="ACCOUNT", help="account file")
+    where = record.add_mutually_exclusive_group()
+    where.add_argument(
+        "--dm",
+        nargs="?",
+        const="",
+        metavar="@BOT:SERVER",
+        help="open a new DM with the bot (default user_to_test) and record it (the default)",
+    )
+    where.add_argument("--room", metavar="ROOM", help="join this room (ID or alias) and record it")
+    record.add_argument(
+        "--bot", metavar="@BOT:SERVER", help="who the bot is (default user_to_test)"
+    )
+    record.add_argument(
+        "-o", "--output", required=True, metavar="PATH", help="the script to write ('-': stdout)"
+    )
+    record.add_argument("--force", action="store_true", help="replace an existing output file")
+    record.add_argument(
+        "--idle",
+        type=_positive_seconds,
+        metavar="S",
+        help="end after S seconds without an event, once something was said",
+    )
+    record.add_argument(
+        "--max-duration",
+        type=_positive_seconds,
+        default=DEFAULT_MAX_DURATION,
+        metavar="S",
+        help=f"end after S seconds in all (default {DEFAULT_MAX_DURATION:g})",
+    )
+    record.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=DEFAULT_SETUP_TIMEOUT,
+        metavar="S",
+        help="seconds for logging in, opening the DM (the bot must join) or joining the room"
+        f" (default {DEFAULT_SETUP_TIMEOUT:g})",
+    )
+    record.add_argument(
+        "--events-json", metavar="PATH", help="also write the raw events (for bug reports)"
+    )
+    record.add_argument("--state-file", type=Path, metavar="PATH", help="as for run")
+    record.add_argument("--no-state", action="store_true", help="as for run")
+
+
+def _record(args: argparse.Namespace, err: Console) -> int:
+    from matrix_bot_tester.record_cmd import RecordOptions, record_command
+
+    if args.dm and args.bot and args.dm != args.bot:
+        raise InputError(
+            f"--dm {args.dm} and --bot {args.bot} name two bots", hint="give one of them"
+        )
+    account = load_account(args.account)
+    bot = args.dm or args.bot or account.user_to_test
+    options = RecordOptions(
+        account=account,
+        output=args.output,
+        room=args.room,
+        bot=bot,
+        idle=args.idle,
+        max_duration=args.max_duration,
+        timeout=args.timeout,
+        force=args.force,
+        state_file=None if args.no_state else (args.state_file or default_state_path()),
+        events_json=args.events_json,
+    )
+    return record_command(options, err)
 
 
 def _partner(account: Account, override: str | None) -> str | None:
@@ -284,6 +362,8 @@ def _dispatch(
 
         sys.stdout.write(script_schema_text())
         return int(ExitCode.PASSED)
+    if args.command == "record":
+        return _record(args, err)
     if args.command == "demo":
         from matrix_bot_tester.demo import run_demo
 

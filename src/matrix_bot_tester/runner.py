@@ -27,6 +27,7 @@ from matrix_bot_tester.account import Account
 from matrix_bot_tester.conversation import Conversation, Session
 from matrix_bot_tester.discovery import last_run_text
 from matrix_bot_tester.errors import ExitCode, InfrastructureError, InputError, TesterError
+from matrix_bot_tester.interrupts import run_stoppable
 from matrix_bot_tester.report import (
     ConsoleReporter,
     check_report_path,
@@ -370,26 +371,10 @@ def execute(options: RunOptions, console: Console, err: Console) -> int:
         LoginStore(options.state_file).check()
     reporter = ConsoleReporter(console, err, verbose=options.verbose)
     started = time.monotonic()
-    stopped_by: list[int] = []
-
-    async def main() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-
-        def on_signal(signum: int) -> None:
-            stopped_by.append(signum)
-            task.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal, signum)
-        await run_conversations(options, reporter)
-
     options.results[:] = [_not_run(script) for script in options.scripts]
     options._started.clear()
-    try:
-        asyncio.run(main())
-    except (asyncio.CancelledError, KeyboardInterrupt):
+    stopped_by = run_stoppable(lambda: run_conversations(options, reporter))
+    if stopped_by:
         for index in options._started:
             if options.results[index].outcome is Outcome.NOT_RUN:
                 options.results[index].outcome = Outcome.INTERRUPTED

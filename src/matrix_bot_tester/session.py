@@ -153,6 +153,7 @@ class _RoomFeed:
     replies: deque[Reply] = field(default_factory=deque)
     seen: set[str] = field(default_factory=set)
     members: dict[str, str] = field(default_factory=dict)  # user -> membership, seen in the run
+    keep_own: bool = False  # our own events count too (the recorder: a person using our account)
 
 
 def _retry_after(response: object) -> float | None:
@@ -603,7 +604,7 @@ class NioSession:
                 continue
             # Everything non-state from the other side goes to the conversation, which
             # decides what it means (a reply, an edit, a reaction, noise).
-            if event.get("sender") == self.user_id or "state_key" in event:
+            if "state_key" in event or (event.get("sender") == self.user_id and not feed.keep_own):
                 continue
             if feed.stale and int(event.get("origin_server_ts") or 0) < (
                 self._run_started_ms - CLOCK_SKEW_MS
@@ -950,6 +951,22 @@ class NioSession:
         if reply is None:
             await self._raise_if_server_lost("waiting for a reply")
         return reply
+
+    async def display_name(self, user_id: str, *, timeout: float) -> str | None:
+        """``user_id``'s profile display name; None if unset or the server would not say."""
+        path = f"/_matrix/client/v3/profile/{quote(user_id, safe='')}/displayname"
+        status, data = await self._raw("GET", path, None, time.monotonic() + timeout)
+        name = data.get("displayname") if status == 200 and isinstance(data, dict) else None
+        return name if isinstance(name, str) and name else None
+
+    def hear_own_events(self, room_id: str) -> None:
+        """From now on, our own events in ``room_id`` reach ``next_event`` too.
+
+        For the recorder: in a DM the person talks to the bot from their own
+        client as this very account. ``run`` never calls it, so its rule (our
+        own events are never replies) stands.
+        """
+        self._rooms.setdefault(room_id, _RoomFeed(counting=False)).keep_own = True
 
     def pending_events(self, room_id: str) -> list[Reply]:
         feed = self._rooms.get(room_id)
