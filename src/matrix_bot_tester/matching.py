@@ -62,6 +62,10 @@ class Message:
     msgtype: str
     body: str
     timestamp_ms: int
+    type: str = "m.room.message"
+    # The whole content, for the JSON report (what exactly was sent or received);
+    # the fields above are what people read.
+    content: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_event(cls, event: Event) -> Message:
@@ -73,6 +77,8 @@ class Message:
             msgtype=str(content.get("msgtype", "")),
             body=body if isinstance(body, str) else "",
             timestamp_ms=int(event.get("origin_server_ts") or 0),
+            type=str(event.get("type", "")),
+            content=dict(content) if isinstance(content, dict) else {},
         )
 
 

@@ -51,6 +51,12 @@ class MessageReport(_Model):
     timestamp_ms: int = Field(
         description="origin_server_ts: the homeserver's time of the event, in ms since the epoch."
     )
+    type: str = Field(
+        description="The event type: 'm.room.message', 'm.reaction', 'm.room.redaction', ..."
+    )
+    content: dict[str, Any] = Field(
+        description="The event's whole content, as sent or received (edits, relations, HTML)."
+    )
 
 
 class StepReport(_Model):

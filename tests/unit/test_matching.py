@@ -218,7 +218,15 @@ def test_message_with_a_null_content_is_empty() -> None:
 
 
 def test_message_from_an_empty_event_has_defaults() -> None:
-    assert Message.from_event({}) == Message("", "", "", "", 0)
+    assert Message.from_event({}) == Message("", "", "", "", 0, type="")
+
+
+def test_message_keeps_the_type_and_whole_content_for_the_json_report() -> None:
+    content = {"msgtype": "m.notice", "body": "* pong", "m.new_content": {"body": "pong"}}
+    event = {"type": "m.room.message", "sender": "@b:x", "event_id": "$e", "content": content}
+    message = Message.from_event(event)
+    assert (message.type, message.content) == ("m.room.message", content)
+    assert message.content is not content  # a copy: the report never shares the event
 
 
 def test_reaction_reads_as_a_message_without_body() -> None:

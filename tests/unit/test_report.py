@@ -33,13 +33,13 @@ BOT = "@bot:example.org"
 
 
 def mine(body: str) -> Message:
-    return Message(event_id=f"$me-{body}", sender=ME, msgtype="m.text", body=body, timestamp_ms=1)
+    content = {"msgtype": "m.text", "body": body}
+    return Message(f"$me-{body}", ME, "m.text", body, timestamp_ms=1, content=content)
 
 
 def bots(body: str) -> Message:
-    return Message(
-        event_id=f"$bot-{body}", sender=BOT, msgtype="m.notice", body=body, timestamp_ms=2
-    )
+    content = {"msgtype": "m.notice", "body": body}
+    return Message(f"$bot-{body}", BOT, "m.notice", body, timestamp_ms=2, content=content)
 
 
 def step(
@@ -290,6 +290,8 @@ def test_json_report_has_steps_with_what_was_received() -> None:
             "msgtype": "m.notice",
             "body": "Bar",
             "timestamp_ms": 2,
+            "type": "m.room.message",
+            "content": {"msgtype": "m.notice", "body": "Bar"},
         },
         "path": None,
     }
