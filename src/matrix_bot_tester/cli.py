@@ -132,6 +132,22 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_update_options(parser: argparse.ArgumentParser) -> None:
+    """``run --update``: the golden-file workflow (see update.py)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--update",
+        action="store_true",
+        help="rewrite the expectations of failing steps with what the bot said: print each"
+        " file's diff, then write it (patterns and values saved during the run are left alone)",
+    )
+    group.add_argument(
+        "--update-preview",
+        action="store_true",
+        help="print the diff --update would write, and write nothing",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matrix-bot-tester",
@@ -172,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(run)
     _add_suite_options(run)
+    _add_update_options(run)
 
     validate = commands.add_parser("validate", help="check script files without connecting")
     validate.add_argument("scripts", nargs="+", metavar="SCRIPT")
@@ -412,7 +429,13 @@ def _dispatch(
         ready_timeout=args.ready_timeout if suite else DEFAULT_READY_TIMEOUT,
         last_run_file=LAST_RUN_FILE if suite else None,
     )
-    return execute(options, console, err)
+    if not (suite and (args.update or args.update_preview)):
+        return execute(options, console, err)
+    from matrix_bot_tester import update
+
+    texts = update.snapshot(scripts)  # what the run loaded, to rewrite from
+    code = execute(options, console, err)
+    return update.apply(scripts, options.results, texts, console, err, code, write=args.update)
 
 
 def _select(

@@ -428,3 +428,19 @@ def test_a_read_only_script_is_not_replaced(tmp_path: Path) -> None:
     assert code == 2
     assert "not rewritten: the file is read-only" in output
     assert path.read_text().endswith("PONG\n")
+
+
+def test_update_and_its_preview_are_options_of_run_and_exclude_each_other(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from matrix_bot_tester.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["run", "s.yaml", "-a", "acc.yaml", "--update"])
+    assert (args.update, args.update_preview) == (True, False)
+    args = parser.parse_args(["run", "s.yaml", "-a", "acc.yaml", "--update-preview"])
+    assert (args.update, args.update_preview) == (False, True)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["run", "s.yaml", "-a", "a.yaml", "--update", "--update-preview"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
