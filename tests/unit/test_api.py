@@ -1,4 +1,4 @@
-"""The Python API's steps, over the fake session of the conversation tests."""
+"""The Python API's steps, over the unit tests' fake session."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import inspect
 from typing import Any
 
 import pytest
-from test_conversation import BOT, ME, ROOM, FakeSession
+from fakes import BOT, ME, ROOM, FakeSession
 
 from matrix_bot_tester.api import Conversation
 from matrix_bot_tester.errors import InfrastructureError, InputError
@@ -35,7 +35,7 @@ def test_send_and_expect_return_the_events() -> None:
         assert (reply.body, reply.msgtype, reply.sender) == ("pong", "m.notice", BOT)
 
     asyncio.run(steps())
-    assert session.sent == ["!ping"]
+    assert session.bodies == ["!ping"]
     assert talk.result.outcome is Outcome.PASSED
     assert [entry.direction for entry in talk.result.transcript] == ["sent", "received"]
     assert [entry.step_index for entry in talk.result.transcript] == [0, 1]

@@ -3,143 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
 import time
-from collections import deque
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fakes import BOT, ME, ROOM, FakeSession, bot_says, rounded
 
 from matrix_bot_tester.conversation import Conversation, Reply, Session
 from matrix_bot_tester.errors import InfrastructureError, InputError
-from matrix_bot_tester.matching import Event
 from matrix_bot_tester.result import ConversationResult, Outcome, StepResult, exit_code
 from matrix_bot_tester.script import Script, load_script, parse_script
 
 # The original tool's files, byte for byte (also in /work/shared/seed/original-test-data).
 SEED = Path(__file__).parent.parent / "data" / "original"
-EVENTS = Path(__file__).parent.parent / "data" / "events"
-ME = "@tester:synapse-test.localhost"
-BOT = "@bot:synapse-test.localhost"
-ROOM = "!conversation:synapse-test.localhost"
-# A recorded m.notice from the bot is the template of every scripted reply.
-NOTICE: Event = json.loads((EVENTS / "notice.json").read_text(encoding="utf-8"))
-
-
-def bot_says(body: str, *, arrived: float | None = None, msgtype: str = "m.notice") -> Reply:
-    event = copy.deepcopy(NOTICE)
-    event["content"] = {"msgtype": msgtype, "body": body}
-    event["event_id"] = f"${body}-{id(event)}"
-    return Reply(event=event, arrived=time.monotonic() if arrived is None else arrived)
-
-
-class FakeSession:
-    """A Session whose replies are scripted per room; an empty queue is a timeout, at once."""
-
-    def __init__(
-        self,
-        replies: list[str | Reply] | None = None,
-        *,
-        room: str | None = ROOM,
-        fail_on_send: dict[str, BaseException] | None = None,
-        fail_on_open: Exception | None = None,
-    ) -> None:
-        self.room = room
-        # A text becomes a reply arriving when it is asked for; a Reply keeps its own time.
-        self.queues: dict[str, deque[str | Reply]] = {}
-        if room is not None:
-            self.queues[room] = deque(replies or [])
-        self.fail_on_send = fail_on_send or {}
-        self.fail_on_open = fail_on_open
-        self.calls: list[tuple[Any, ...]] = []
-        self.sent: list[str] = []
-
-    @property
-    def user_id(self) -> str:
-        return ME
-
-    def _opened(self) -> str:
-        if self.fail_on_open is not None:
-            raise self.fail_on_open
-        assert self.room is not None
-        return self.room
-
-    async def open_dm(self, partner: str, *, wait_for_join: bool, timeout: float) -> str:
-        self.calls.append(("open_dm", partner, wait_for_join, timeout))
-        return self._opened()
-
-    async def join_room(self, room: str, *, timeout: float) -> str:
-        self.calls.append(("join_room", room, timeout))
-        return self._opened()
-
-    async def wait_for_room(self, *, need_message: bool, timeout: float) -> str | None:
-        self.calls.append(("wait_for_room", need_message, timeout))
-        return self.room
-
-    async def send_event(
-        self, room_id: str, event_type: str, content: dict[str, Any], *, timeout: float
-    ) -> Event:
-        body = str(content.get("body", ""))
-        # Deadlines reach the session as what is left of them: round off the microseconds.
-        self.calls.append(("send_event", room_id, body, round(timeout, 1)))
-        if body in self.fail_on_send:
-            raise self.fail_on_send[body]
-        self.sent.append(body)
-        return {
-            "type": event_type,
-            "event_id": f"$sent-{len(self.sent)}",
-            "sender": ME,
-            "room_id": room_id,
-            "origin_server_ts": 1_700_000_000_000,
-            "content": content,
-        }
-
-    async def redact(
-        self, room_id: str, event_id: str, reason: str | None, *, timeout: float
-    ) -> Event:
-        self.calls.append(("redact", room_id, event_id, reason))
-        return {
-            "type": "m.room.redaction",
-            "event_id": "$redaction",
-            "sender": ME,
-            "redacts": event_id,
-            "content": {"redacts": event_id},
-        }
-
-    async def set_typing(
-        self, room_id: str, typing: bool, seconds: float, *, timeout: float
-    ) -> None:
-        self.calls.append(("set_typing", room_id, typing, seconds))
-
-    async def send_read_receipt(self, room_id: str, event_id: str, *, timeout: float) -> None:
-        self.calls.append(("send_read_receipt", room_id, event_id))
-
-    async def upload(
-        self, path: Path, *, mimetype: str, filename: str, timeout: float
-    ) -> tuple[str, int]:
-        self.calls.append(("upload", path.name, mimetype, filename))
-        return "mxc://synapse-test.localhost/uploaded", 68  # what a real upload would report
-
-    async def download_size(self, mxc: str, *, timeout: float) -> int:
-        self.calls.append(("download_size", mxc))
-        return 68 if mxc.startswith("mxc://") else -1
-
-    async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
-        self.calls.append(("next_event", room_id, round(timeout, 1)))
-        queue = self.queues.get(room_id)
-        return self._arrive(queue.popleft()) if queue else None
-
-    @staticmethod
-    def _arrive(reply: str | Reply) -> Reply:
-        return bot_says(reply) if isinstance(reply, str) else reply
-
-    def pending_events(self, room_id: str) -> list[Reply]:
-        queue = self.queues.get(room_id, deque())
-        pending = [self._arrive(reply) for reply in queue]
-        queue.clear()
-        return pending
 
 
 def run(
@@ -194,7 +70,7 @@ def test_client_role_opens_a_dm_with_the_partner() -> None:
 def test_client_role_sends_the_scripts_messages_in_order() -> None:
     session = FakeSession(CLIENT_REPLIES)
     run(CLIENT_REPLAY, session)
-    assert session.sent == ["Foo", "Lol", "hmm"]
+    assert session.bodies == ["Foo", "Lol", "hmm"]
 
 
 def test_room_role_joins_the_named_room() -> None:
@@ -210,7 +86,7 @@ def test_bot_role_passes_on_the_seed_bot_replay() -> None:
     result = run(load_script(SEED / "bot-replay.yaml"), session, partner=None)
     assert result.outcome is Outcome.PASSED
     assert session.calls[0] == ("wait_for_room", True, 30.0)
-    assert session.sent == ["Bar", "Baz", "Baz", "hrm"]
+    assert session.bodies == ["Bar", "Baz", "Baz", "hrm"]
 
 
 def test_bot_role_that_speaks_first_waits_only_for_an_invite() -> None:
@@ -225,7 +101,7 @@ def test_each_wait_uses_the_steps_deadline() -> None:
     )
     session = FakeSession(["b", "c"])
     result = run(script, session)
-    waits = [call for call in session.calls if call[0] in ("send_event", "next_event")]
+    waits = [rounded(call) for call in session.calls if call[0] in ("send_event", "next_event")]
     assert waits == [
         ("send_event", ROOM, "a", 1.5),
         ("next_event", ROOM, 1.5),
@@ -237,7 +113,7 @@ def test_each_wait_uses_the_steps_deadline() -> None:
 def test_command_line_timeout_reaches_the_session() -> None:
     session = FakeSession(["b"])
     run(parse_script("messages:\n  - expect: b\n"), session, timeout_override=2)
-    assert session.calls[-1] == ("next_event", ROOM, 2.0)
+    assert rounded(session.calls[-1]) == ("next_event", ROOM, 2.0)
 
 
 def test_passing_step_records_what_was_received_and_how_fast() -> None:
@@ -314,7 +190,7 @@ def test_steps_after_a_failure_are_not_run() -> None:
     session = FakeSession(["Bar", "Qux"])
     result = run(CLIENT_REPLAY, session)
     assert outcomes(result) == [Outcome.PASSED, Outcome.FAILED, Outcome.NOT_RUN, Outcome.NOT_RUN]
-    assert session.sent == ["Foo"]
+    assert session.bodies == ["Foo"]
 
 
 def test_wrong_reply_is_still_in_the_transcript() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import BOT, ME, ROOM, UPLOADED, FakeSession
 
 from matrix_bot_tester import conversation as engine
 from matrix_bot_tester.conversation import Conversation, Reply, Session
@@ -25,9 +26,6 @@ from matrix_bot_tester.matching import Event
 from matrix_bot_tester.result import ConversationResult, Failure, Outcome
 from matrix_bot_tester.script import Script, load_script, parse_script
 
-ME = "@tester:example.org"
-BOT = "@bot:example.org"
-ROOM = "!room:example.org"
 RUN_ID = "run42"
 
 _ids = itertools.count(1)
@@ -104,97 +102,6 @@ def image(url: str = "mxc://example.org/cat") -> Event:
 def later(event: Event, seconds: float) -> Reply:
     """``event`` arriving ``seconds`` from now (the fake hands it over at once regardless)."""
     return Reply(event, time.monotonic() + seconds)
-
-
-# ------------------------------------------------------------------- session
-
-
-class FakeSession:
-    """A Session that records every call and hands out scripted events at once."""
-
-    def __init__(
-        self, events: list[Event | Reply] | None = None, *, download_size: int = 68
-    ) -> None:
-        self.queue: deque[Event | Reply] = deque(events or [])
-        self.size = download_size
-        self.calls: list[tuple[Any, ...]] = []
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    @property
-    def user_id(self) -> str:
-        return ME
-
-    async def open_dm(self, partner: str, *, wait_for_join: bool, timeout: float) -> str:
-        self.calls.append(("open_dm", partner))
-        return ROOM
-
-    async def join_room(self, room: str, *, timeout: float) -> str:
-        self.calls.append(("join_room", room))
-        return ROOM
-
-    async def wait_for_room(self, *, need_message: bool, timeout: float) -> str | None:
-        self.calls.append(("wait_for_room", need_message))
-        return ROOM
-
-    async def send_event(
-        self, room_id: str, event_type: str, content: dict[str, Any], *, timeout: float
-    ) -> Event:
-        self.calls.append(("send_event", room_id, event_type))
-        self.sent.append((event_type, content))
-        return {
-            "type": event_type,
-            "event_id": f"$sent-{len(self.sent)}",
-            "sender": ME,
-            "room_id": room_id,
-            "origin_server_ts": 1_700_000_000_000,
-            "content": content,
-        }
-
-    async def redact(
-        self, room_id: str, event_id: str, reason: str | None, *, timeout: float
-    ) -> Event:
-        self.calls.append(("redact", room_id, event_id, reason))
-        return {
-            "type": "m.room.redaction",
-            "event_id": f"$redaction-of-{event_id}",
-            "sender": ME,
-            "redacts": event_id,
-            "content": {"redacts": event_id},
-        }
-
-    async def set_typing(
-        self, room_id: str, typing: bool, seconds: float, *, timeout: float
-    ) -> None:
-        self.calls.append(("set_typing", room_id, typing, seconds))
-
-    async def send_read_receipt(self, room_id: str, event_id: str, *, timeout: float) -> None:
-        self.calls.append(("send_read_receipt", room_id, event_id))
-
-    async def upload(
-        self, path: Path, *, mimetype: str, filename: str, timeout: float
-    ) -> tuple[str, int]:
-        self.calls.append(("upload", path.name, mimetype, filename))
-        return "mxc://example.org/uploaded", 68  # what a real upload would report
-
-    async def download_size(self, mxc: str, *, timeout: float) -> int:
-        self.calls.append(("download_size", mxc))
-        return self.size
-
-    async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
-        self.calls.append(("next_event", room_id, timeout))
-        return self._arrive(self.queue.popleft()) if self.queue else None
-
-    def pending_events(self, room_id: str) -> list[Reply]:
-        pending = [self._arrive(item) for item in self.queue]
-        self.queue.clear()
-        return pending
-
-    @staticmethod
-    def _arrive(item: Event | Reply) -> Reply:
-        return item if isinstance(item, Reply) else Reply(item, time.monotonic())
-
-    def calls_to(self, name: str) -> list[tuple[Any, ...]]:
-        return [call for call in self.calls if call[0] == name]
 
 
 def script(steps: str, *, head: str = "") -> Script:
@@ -303,7 +210,7 @@ def test_file_send_uploads_then_sends_the_media_message(tmp_path: Path) -> None:
                 "msgtype": "m.image",
                 "body": "cat.png",
                 "filename": "cat.png",
-                "url": "mxc://example.org/uploaded",
+                "url": UPLOADED,
                 "info": {"mimetype": "image/png", "size": 68},
             },
         )

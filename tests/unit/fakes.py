@@ -1,0 +1,180 @@
+"""Fakes shared by the unit tests, so that every test drives one Session that keeps the protocol.
+
+The conversation, engine and API tests all run ``Conversation`` over ``FakeSession``:
+a Session that answers at once. Each room has a queue of scripted events, handed out
+in order, one per ``next_event``; an empty queue is silence (``None`` at once), so no
+test sleeps. A text in the queue becomes a recorded ``m.notice`` from the bot, an event
+dict arrives when it is asked for, and a ``Reply`` keeps the arrival time it was built
+with (which is how latency limits are tested). Every call is recorded with what it was
+given, timeouts as they came, for the tests to check.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from matrix_bot_tester.conversation import Reply, Session
+from matrix_bot_tester.matching import Event
+
+EVENTS = Path(__file__).parent.parent / "data" / "events"
+ME = "@tester:synapse-test.localhost"
+BOT = "@bot:synapse-test.localhost"
+ROOM = "!conversation:synapse-test.localhost"
+UPLOADED = "mxc://synapse-test.localhost/uploaded"
+# A recorded m.notice from the bot is the template of every scripted text reply.
+NOTICE: Event = json.loads((EVENTS / "notice.json").read_text(encoding="utf-8"))
+
+Scripted = str | Event | Reply
+
+
+def bot_says(body: str, *, arrived: float | None = None, msgtype: str = "m.notice") -> Reply:
+    """The bot's ``body`` as a recorded notice, arriving now or at ``arrived``."""
+    event = copy.deepcopy(NOTICE)
+    event["content"] = {"msgtype": msgtype, "body": body}
+    event["event_id"] = f"${body}-{id(event)}"
+    return Reply(event=event, arrived=time.monotonic() if arrived is None else arrived)
+
+
+class FakeSession:
+    """A Session whose replies are scripted per room; an empty queue is a timeout, at once."""
+
+    def __init__(
+        self,
+        replies: Iterable[Scripted] = (),
+        *,
+        room: str | None = ROOM,
+        fail_on_send: dict[str, BaseException] | None = None,
+        fail_on_open: Exception | None = None,
+        download_size: int | None = None,
+    ) -> None:
+        """``room`` None: no room is ever found; ``download_size`` None: any mxc:// is 68 bytes."""
+        self.room = room
+        self.queues: dict[str, deque[Scripted]] = {}
+        if room is not None:
+            self.queues[room] = deque(replies)
+        self.fail_on_send = fail_on_send or {}
+        self.fail_on_open = fail_on_open
+        self.size = download_size
+        self.calls: list[tuple[Any, ...]] = []
+        # Each event sent, as (type, content); ``bodies`` has just their texts.
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def user_id(self) -> str:
+        return ME
+
+    @property
+    def queue(self) -> deque[Scripted]:
+        """The scripted events of the session's room not handed out yet."""
+        assert self.room is not None
+        return self.queues[self.room]
+
+    @property
+    def bodies(self) -> list[str]:
+        """The text of every event sent, in order."""
+        return [str(content.get("body", "")) for _, content in self.sent]
+
+    def calls_to(self, name: str) -> list[tuple[Any, ...]]:
+        return [call for call in self.calls if call[0] == name]
+
+    def _opened(self) -> str:
+        if self.fail_on_open is not None:
+            raise self.fail_on_open
+        assert self.room is not None
+        return self.room
+
+    async def open_dm(self, partner: str, *, wait_for_join: bool, timeout: float) -> str:
+        self.calls.append(("open_dm", partner, wait_for_join, timeout))
+        return self._opened()
+
+    async def join_room(self, room: str, *, timeout: float) -> str:
+        self.calls.append(("join_room", room, timeout))
+        return self._opened()
+
+    async def wait_for_room(self, *, need_message: bool, timeout: float) -> str | None:
+        self.calls.append(("wait_for_room", need_message, timeout))
+        return self.room
+
+    async def send_event(
+        self, room_id: str, event_type: str, content: dict[str, Any], *, timeout: float
+    ) -> Event:
+        body = str(content.get("body", ""))
+        self.calls.append(("send_event", room_id, body, timeout))
+        if body in self.fail_on_send:
+            raise self.fail_on_send[body]
+        self.sent.append((event_type, content))
+        return {
+            "type": event_type,
+            "event_id": f"$sent-{len(self.sent)}",
+            "sender": ME,
+            "room_id": room_id,
+            "origin_server_ts": 1_700_000_000_000,
+            "content": content,
+        }
+
+    async def redact(
+        self, room_id: str, event_id: str, reason: str | None, *, timeout: float
+    ) -> Event:
+        self.calls.append(("redact", room_id, event_id, reason))
+        return {
+            "type": "m.room.redaction",
+            "event_id": f"$redaction-of-{event_id}",
+            "sender": ME,
+            "redacts": event_id,
+            "content": {"redacts": event_id},
+        }
+
+    async def set_typing(
+        self, room_id: str, typing: bool, seconds: float, *, timeout: float
+    ) -> None:
+        self.calls.append(("set_typing", room_id, typing, seconds))
+
+    async def send_read_receipt(self, room_id: str, event_id: str, *, timeout: float) -> None:
+        self.calls.append(("send_read_receipt", room_id, event_id))
+
+    async def upload(
+        self, path: Path, *, mimetype: str, filename: str, timeout: float
+    ) -> tuple[str, int]:
+        self.calls.append(("upload", path.name, mimetype, filename))
+        return UPLOADED, 68  # what a real upload would report
+
+    async def download_size(self, mxc: str, *, timeout: float) -> int:
+        self.calls.append(("download_size", mxc))
+        if self.size is not None:
+            return self.size
+        return 68 if mxc.startswith("mxc://") else -1
+
+    async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
+        self.calls.append(("next_event", room_id, timeout))
+        queue = self.queues.get(room_id)
+        return self._arrive(queue.popleft()) if queue else None
+
+    def pending_events(self, room_id: str) -> list[Reply]:
+        queue = self.queues.get(room_id, deque())
+        pending = [self._arrive(item) for item in queue]
+        queue.clear()
+        return pending
+
+    @staticmethod
+    def _arrive(item: Scripted) -> Reply:
+        if isinstance(item, str):
+            return bot_says(item)
+        return item if isinstance(item, Reply) else Reply(item, time.monotonic())
+
+
+def rounded(call: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A call whose last item, a timeout, is rounded off to tenths.
+
+    Deadlines reach the session as what is left of them, a few microseconds short;
+    tests that check which deadline a wait used compare the rounded value.
+    """
+    return (*call[:-1], round(call[-1], 1))
+
+
+_protocol_check: type[Session] = FakeSession  # mypy: the fake keeps the Session protocol
