@@ -1,4 +1,4 @@
-"""Fakes shared by the unit tests, so that every test drives one Session that keeps the protocol.
+"""Fakes shared by the unit tests: one Session that keeps the protocol, and result builders.
 
 The conversation, engine and API tests all run ``Conversation`` over ``FakeSession``:
 a Session that answers at once. Each room has a queue of scripted events, handed out
@@ -7,6 +7,9 @@ test sleeps. A text in the queue becomes a recorded ``m.notice`` from the bot, a
 dict arrives when it is asked for, and a ``Reply`` keeps the arrival time it was built
 with (which is how latency limits are tested). Every call is recorded with what it was
 given, timeouts as they came, for the tests to check.
+
+The report tests build ``ConversationResult`` values by hand from ``mine``, ``bots``
+and ``step``, so that every report is checked against the same kind of messages.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from matrix_bot_tester.conversation import Reply, Session
-from matrix_bot_tester.matching import Event
+from matrix_bot_tester.matching import Event, Message
+from matrix_bot_tester.result import Outcome, StepResult
 
 EVENTS = Path(__file__).parent.parent / "data" / "events"
 ME = "@tester:synapse-test.localhost"
@@ -178,3 +182,25 @@ def rounded(call: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 _protocol_check: type[Session] = FakeSession  # mypy: the fake keeps the Session protocol
+
+
+# ------------------------------------------------------------------- results
+
+
+def mine(body: str) -> Message:
+    """A text message of ours, as a transcript shows it."""
+    content = {"msgtype": "m.text", "body": body}
+    return Message(f"$me-{body}", ME, "m.text", body, timestamp_ms=1, content=content)
+
+
+def bots(body: str) -> Message:
+    """A notice from the bot, as a transcript shows it."""
+    content = {"msgtype": "m.notice", "body": body}
+    return Message(f"$bot-{body}", BOT, "m.notice", body, timestamp_ms=2, content=content)
+
+
+def step(
+    index: int, line: int, send: str | None, expect: str | None, outcome: Outcome
+) -> StepResult:
+    """The result of one step with the default 30 s deadline."""
+    return StepResult(index, line, send, expect, outcome, timeout=30.0)

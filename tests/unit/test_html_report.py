@@ -6,36 +6,26 @@ import copy
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+from fakes import BOT, ME, bots, mine, step
+
 from matrix_bot_tester.html_report import render
 from matrix_bot_tester.matching import Message, text_diff
 from matrix_bot_tester.result import (
     ConversationResult,
     Failure,
     Outcome,
-    StepResult,
     TranscriptEntry,
 )
 
-ME = "@tester:example.org"
-BOT = "@bot:example.org"
 SVG = "{http://www.w3.org/2000/svg}"
 EVIL = '<script>alert("x")</script>&amp;'
 
 
-def mine(body: str) -> Message:
-    return Message(f"$me-{body}", ME, "m.text", body, 1)
-
-
-def bots(body: str) -> Message:
-    return Message(f"$bot-{body}", BOT, "m.notice", body, 2)
-
-
-def step(index: int, send: str | None, expect: str | None, outcome: Outcome) -> StepResult:
-    return StepResult(index, 2 + 2 * index, send, expect, outcome, timeout=30.0)
-
-
 def passed() -> ConversationResult:
-    steps = [step(0, "!ping", "pong", Outcome.PASSED), step(1, "!echo hi", "hi", Outcome.PASSED)]
+    steps = [
+        step(0, 2, "!ping", "pong", Outcome.PASSED),
+        step(1, 4, "!echo hi", "hi", Outcome.PASSED),
+    ]
     steps[0].received, steps[0].latency = bots("pong"), 0.042
     steps[1].received, steps[1].latency = bots("hi"), 0.120
     return ConversationResult(
@@ -62,9 +52,9 @@ def passed() -> ConversationResult:
 
 def failed() -> ConversationResult:
     steps = [
-        step(0, "!ping", "pong", Outcome.PASSED),
-        step(1, "!shout", "PONG", Outcome.FAILED),
-        step(2, "bye", None, Outcome.NOT_RUN),
+        step(0, 2, "!ping", "pong", Outcome.PASSED),
+        step(1, 4, "!shout", "PONG", Outcome.FAILED),
+        step(2, 6, "bye", None, Outcome.NOT_RUN),
     ]
     steps[0].received, steps[0].latency = bots("pong"), 0.030
     steps[1].received, steps[1].latency = bots("pong"), 0.055
@@ -266,7 +256,7 @@ def test_a_silent_bot_shows_nothing_received_and_the_marker_after_our_send() -> 
         name="silent",
         role="client",
         outcome=Outcome.FAILED,
-        steps=[step(0, "!ping", "pong", Outcome.FAILED)],
+        steps=[step(0, 2, "!ping", "pong", Outcome.FAILED)],
         transcript=[TranscriptEntry(0.01, "sent", mine("!ping"), 0)],
         failure=Failure(0, 2, "no reply within 2 s", expected="pong", waited=2.0),
     )

@@ -9,10 +9,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from fakes import BOT, ME, bots, mine, step
 from rich.console import Console
 
 from matrix_bot_tester.errors import InputError
-from matrix_bot_tester.matching import Message, text_diff
+from matrix_bot_tester.matching import text_diff
 from matrix_bot_tester.report import (
     JSON_SCHEMA_VERSION,
     ConsoleReporter,
@@ -24,28 +25,8 @@ from matrix_bot_tester.result import (
     ConversationResult,
     Failure,
     Outcome,
-    StepResult,
     TranscriptEntry,
 )
-
-ME = "@tester:example.org"
-BOT = "@bot:example.org"
-
-
-def mine(body: str) -> Message:
-    content = {"msgtype": "m.text", "body": body}
-    return Message(f"$me-{body}", ME, "m.text", body, timestamp_ms=1, content=content)
-
-
-def bots(body: str) -> Message:
-    content = {"msgtype": "m.notice", "body": body}
-    return Message(f"$bot-{body}", BOT, "m.notice", body, timestamp_ms=2, content=content)
-
-
-def step(
-    index: int, line: int, send: str | None, expect: str | None, outcome: Outcome
-) -> StepResult:
-    return StepResult(index, line, send, expect, outcome, timeout=30.0)
 
 
 def passed_result() -> ConversationResult:

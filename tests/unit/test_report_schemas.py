@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 import xmlschema
+from fakes import ME
 from pydantic import BaseModel
 from rich.console import Console
 from test_report import (
@@ -220,7 +221,7 @@ def test_junit_failure_body_has_the_story_and_errors_are_not_failures(
     body = failure.text or ""
     for part in ("scripts/client-replay.yaml:4 (step 2)", "expected: 'Baz'", "- expected"):
         assert part in body
-    assert "transcript:" in body and "→ @tester:example.org: Foo" in body
+    assert "transcript:" in body and f"→ {ME}: Foo" in body
     error = cases["unreachable"].find("error")
     assert error is not None and error.get("type") == "error"
     assert cases["unreachable"].find("failure") is None
