@@ -238,31 +238,6 @@ def _relative(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-class _Step(engine.Conversation):
-    """One API step: runs in the already open room, with the state of the steps before it."""
-
-    def __init__(self, owner: Conversation, script: Script) -> None:
-        super().__init__(
-            script,
-            partner=owner.bot,
-            timeout_override=None,
-            run_id=owner.run_id,
-        )
-        # Shared with the steps before and after: names, captured values, edits
-        # of earlier messages, and replies that arrived but were not taken yet.
-        self.values = owner._values
-        self.named = owner._named
-        self._known = owner._known
-        self._inbox = owner._inbox
-        self._room = owner.room_id
-
-    async def _open(self, session: engine.Session) -> str:
-        return self._room
-
-    def _note_leftovers(self, session: engine.Session, room_id: str) -> None:
-        """Replies nobody took yet stay for the next step, as in a longer script."""
-
-
 class Conversation:
     """A conversation driven from Python: ``Conversation.open(...)``, then steps."""
 
@@ -272,10 +247,9 @@ class Conversation:
         self.bot = bot
         self.timeout = timeout
         self.run_id = uuid.uuid4().hex[:10]
-        self._values: dict[str, str] = {}
-        self._named: dict[str, Any] = {}
-        self._known: dict[str, Any] = {}
-        self._inbox: list[engine.Reply] = []
+        # Each step runs in this room and carries to the next one: names, captured
+        # values, edits of earlier messages, and replies not taken yet.
+        self._room = engine.OpenRoom(room_id)
         self._started = time.monotonic()
         self.failed = False
         self.result = ConversationResult(
@@ -426,7 +400,9 @@ class Conversation:
             ignore=(),
             steps=(placed,),
         )
-        runner = _Step(self, script)
+        runner = engine.Conversation(
+            script, partner=self.bot, timeout_override=None, run_id=self.run_id, room=self._room
+        )
         began = time.monotonic()
         step_result = await runner.run(self.session)
         offset = began - self._started
@@ -464,6 +440,7 @@ class Conversation:
 
     def _event(self, event_id: str | None) -> Event | None:
         """An event of this conversation by ID, as last edited."""
-        if not event_id or event_id not in self._known:
+        known = self._room.known
+        if not event_id or event_id not in known:
             return None
-        return Event(dict(self._known[event_id]))
+        return Event(dict(known[event_id]))

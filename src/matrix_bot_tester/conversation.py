@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,6 +68,23 @@ class Reply:
 # Seconds the requests of the current task spent waiting out 429s (the real
 # session adds to it); each running conversation sets its own.
 RATE_LIMITED: ContextVar[list[float] | None] = ContextVar("rate_limited", default=None)
+
+
+@dataclass
+class OpenRoom:
+    """A room a conversation is already in, with what its earlier scripts left there.
+
+    Given to ``Conversation`` as ``room``, a script runs in this room without
+    opening one, goes on with these values, names and known events, and leaves
+    the replies nobody took yet for the next script: how the Python API runs a
+    conversation one step at a time.
+    """
+
+    room_id: str
+    values: dict[str, str] = field(default_factory=dict)
+    named: dict[str, Event] = field(default_factory=dict)
+    known: dict[str, Event] = field(default_factory=dict)  # every event seen, as last edited
+    inbox: list[Reply] = field(default_factory=list)  # replies that arrived, not taken yet
 
 
 class ConversationFailed(Exception):
@@ -203,6 +220,7 @@ class Conversation:
         timeout_override: float | None = None,
         on_step: StepListener | None = None,
         run_id: str | None = None,
+        room: OpenRoom | None = None,
     ) -> None:
         self.script = script
         self.partner = partner
@@ -228,10 +246,12 @@ class Conversation:
             ],
         )
         self._start = 0.0
-        self.values: dict[str, str] = {}
-        self.named: dict[str, Event] = {}
-        self._inbox: list[Reply] = []
-        self._known: dict[str, Event] = {}  # every event seen, by ID, as last edited
+        self.room = room
+        state = room if room is not None else OpenRoom(room_id="")
+        self.values = state.values
+        self.named = state.named
+        self._inbox = state.inbox
+        self._known = state.known  # every event seen, by ID, as last edited
         self._edited: set[str] = set()  # IDs of events edited since the flag was last cleared
         self._edits_in_step = 0
         self._waited = [0.0]  # seconds this conversation's requests waited out 429s
@@ -277,6 +297,8 @@ class Conversation:
     # ---------------------------------------------------------------- running
 
     async def _open(self, session: Session) -> str:
+        if self.room is not None:
+            return self.room.room_id
         script = self.script
         if script.role is Role.CLIENT:
             if not self.partner:
@@ -520,7 +542,12 @@ class Conversation:
         raise ConversationFailed(reason)
 
     def _note_leftovers(self, session: Session, room_id: str) -> None:
-        """Events nobody expected are shown in the transcript (not a failure: they may race)."""
+        """Events nobody expected are shown in the transcript (not a failure: they may race).
+
+        In an ``OpenRoom`` they stay for the next script, as in a longer script.
+        """
+        if self.room is not None:
+            return
         for reply in session.pending_events(room_id):
             self._take_in(reply, -1)
         for reply in self._inbox:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fakes import BOT, ME, ROOM, FakeSession, bot_says, rounded
 
-from matrix_bot_tester.conversation import Conversation, Reply, Session
+from matrix_bot_tester.conversation import Conversation, OpenRoom, Reply, Session
 from matrix_bot_tester.errors import InfrastructureError, InputError
 from matrix_bot_tester.result import ConversationResult, Outcome, StepResult, exit_code
 from matrix_bot_tester.script import Script, load_script, parse_script
@@ -79,6 +79,19 @@ def test_room_role_joins_the_named_room() -> None:
     result = run(script, session)
     assert result.outcome is Outcome.PASSED
     assert session.calls[0] == ("join_room", "#bots:example.org", 30.0)
+
+
+def test_a_script_in_an_open_room_opens_none_and_leaves_what_nobody_took() -> None:
+    room = OpenRoom(ROOM)
+    session = FakeSession(["Bar", "unasked"])
+    one_step = parse_script("messages:\n  - send: Foo\n    expect: Bar\n")
+    result = asyncio.run(Conversation(one_step, partner=BOT, room=room).run(session))
+    assert result.outcome is Outcome.PASSED
+    assert [call[0] for call in session.calls] == ["send_event", "next_event"]
+    assert list(session.queue) == ["unasked"]  # for the next script in the room
+    assert [entry.message.body for entry in result.transcript] == ["Foo", "Bar"]
+    assert room.values["me"] == ME
+    assert [event["content"]["body"] for event in room.known.values()] == ["Foo", "Bar"]
 
 
 def test_bot_role_passes_on_the_seed_bot_replay() -> None:
