@@ -1,4 +1,4 @@
-"""Fakes shared by the unit tests: one Session that keeps the protocol, and result builders.
+"""What the unit tests share: a fake Session, recorded events, and result builders.
 
 The conversation, engine and API tests all run ``Conversation`` over ``FakeSession``:
 a Session that answers at once. Each room has a queue of scripted events, handed out
@@ -7,6 +7,8 @@ test sleeps. A text in the queue becomes a recorded ``m.notice`` from the bot, a
 dict arrives when it is asked for, and a ``Reply`` keeps the arrival time it was built
 with (which is how latency limits are tested). Every call is recorded with what it was
 given, timeouts as they came, for the tests to check.
+
+The matcher tests read events recorded from a real Synapse with ``event``.
 
 The report tests build ``ConversationResult`` values by hand from ``mine``, ``bots``
 and ``step``, so that every report is checked against the same kind of messages.
@@ -27,22 +29,38 @@ from matrix_bot_tester.matching import Event, Message
 from matrix_bot_tester.result import Outcome, StepResult
 
 EVENTS = Path(__file__).parent.parent / "data" / "events"
+ALICE = "@alice:synapse-test.localhost"  # the tester's side in the recorded events
 ME = "@tester:synapse-test.localhost"
 BOT = "@bot:synapse-test.localhost"
 ROOM = "!conversation:synapse-test.localhost"
 UPLOADED = "mxc://synapse-test.localhost/uploaded"
-# A recorded m.notice from the bot is the template of every scripted text reply.
-NOTICE: Event = json.loads((EVENTS / "notice.json").read_text(encoding="utf-8"))
 
 Scripted = str | Event | Reply
 
 
+def event(name: str) -> dict[str, Any]:
+    """The recorded event ``tests/data/events/<name>.json``, a fresh copy each call."""
+    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+def with_content(name: str, content: Any) -> dict[str, Any]:
+    """The recorded event ``name`` with other content."""
+    changed = event(name)
+    changed["content"] = content
+    return changed
+
+
+# A recorded m.notice from the bot is the template of every scripted text reply.
+NOTICE: Event = event("notice")
+
+
 def bot_says(body: str, *, arrived: float | None = None, msgtype: str = "m.notice") -> Reply:
     """The bot's ``body`` as a recorded notice, arriving now or at ``arrived``."""
-    event = copy.deepcopy(NOTICE)
-    event["content"] = {"msgtype": msgtype, "body": body}
-    event["event_id"] = f"${body}-{id(event)}"
-    return Reply(event=event, arrived=time.monotonic() if arrived is None else arrived)
+    notice = copy.deepcopy(NOTICE)
+    notice["content"] = {"msgtype": msgtype, "body": body}
+    notice["event_id"] = f"${body}-{id(notice)}"
+    return Reply(event=notice, arrived=time.monotonic() if arrived is None else arrived)
 
 
 class FakeSession:

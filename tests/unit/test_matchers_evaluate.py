@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import ALICE, BOT, event
 
 from matrix_bot_tester.language import Expectation
 from matrix_bot_tester.matching import MatchContext, Verdict, apply_edit, closest, evaluate
-
-EVENTS = Path(__file__).parent.parent / "data" / "events"
-ALICE = "@alice:synapse-test.localhost"
-BOT = "@bot:synapse-test.localhost"
-
-
-def event(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
-    return data
 
 
 def eid(name: str) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
-from typing import Any
+
+from fakes import ALICE, BOT, event, with_content
 
 from matrix_bot_tester.matching import (
     MISSING,
@@ -17,22 +16,6 @@ from matrix_bot_tester.matching import (
     readable_text,
     thread_root,
 )
-
-EVENTS = Path(__file__).parent.parent / "data" / "events"
-ALICE = "@alice:synapse-test.localhost"
-BOT = "@bot:synapse-test.localhost"
-
-
-def event(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
-    return data
-
-
-def with_content(name: str, content: Any) -> dict[str, Any]:
-    changed = event(name)
-    changed["content"] = content
-    return changed
-
 
 # ------------------------------------------------------------------ get_path
 

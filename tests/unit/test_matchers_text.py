@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
+from fakes import ALICE, event
 
 from matrix_bot_tester.language import TextMatch
 from matrix_bot_tester.matching import (
@@ -17,15 +15,6 @@ from matrix_bot_tester.matching import (
     strip_reply_fallback,
     text_matches,
 )
-
-EVENTS = Path(__file__).parent.parent / "data" / "events"
-ALICE = "@alice:synapse-test.localhost"
-
-
-def event(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
-    return data
-
 
 # ------------------------------------------------------------------ exact
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
+from fakes import ALICE, BOT, event, with_content
 
 from matrix_bot_tester.matching import (
     Message,
@@ -15,22 +12,6 @@ from matrix_bot_tester.matching import (
     match_body,
     text_diff,
 )
-
-EVENTS = Path(__file__).parent.parent / "data" / "events"
-ALICE = "@alice:synapse-test.localhost"  # the tester's side in the recordings
-BOT = "@bot:synapse-test.localhost"
-
-
-def event(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
-    return data
-
-
-def with_content(name: str, content: Any) -> dict[str, Any]:
-    changed = event(name)
-    changed["content"] = content
-    return changed
-
 
 # ------------------------------------------------------------------ is_reply
 
