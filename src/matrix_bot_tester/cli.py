@@ -434,6 +434,7 @@ def _dispatch(
     from matrix_bot_tester import update
 
     texts = update.snapshot(scripts)  # what the run loaded, to rewrite from
+    options.go_on_after_wrong_reply = True
     code = execute(options, console, err)
     return update.apply(scripts, options.results, texts, console, err, code, write=args.update)
 

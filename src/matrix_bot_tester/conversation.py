@@ -221,8 +221,13 @@ class Conversation:
         on_step: StepListener | None = None,
         run_id: str | None = None,
         room: OpenRoom | None = None,
+        go_on_after_wrong_reply: bool = False,
     ) -> None:
         self.script = script
+        # run --update: a wrong reply fails its step but not the rest of the
+        # conversation, so that every changed reply can be rewritten in one run.
+        self.go_on_after_wrong_reply = go_on_after_wrong_reply
+        self._failures: list[Failure] = []
         self.partner = partner
         self.timeout_override = timeout_override
         self.on_step = on_step
@@ -340,12 +345,24 @@ class Conversation:
                 run_id=self.run_id,
             )
             for step in self.script.steps:
-                await self._run_step(session, result.room_id, step)
+                try:
+                    await self._run_step(session, result.room_id, step)
+                except ConversationFailed:
+                    failure = result.failure
+                    if not (self.go_on_after_wrong_reply and failure and failure.event):
+                        raise
+                    self._failures.append(failure)
+            if self._failures:
+                raise ConversationFailed(self._failures[0].reason)
             result.outcome = Outcome.PASSED
             self._note_leftovers(session, result.room_id)
         except ConversationFailed as failed:
             result.outcome = Outcome.FAILED
-            if result.failure is None:
+            if result.failure is not None and all(f is not result.failure for f in self._failures):
+                self._failures.append(result.failure)
+            if self._failures:
+                result.failure, *result.later_failures = self._failures
+            elif result.failure is None:
                 result.failure = Failure(step_index=None, line=None, reason=failed.reason)
         except InfrastructureError as exc:
             result.outcome = Outcome.ERROR

@@ -29,7 +29,7 @@ from matrix_bot_tester.report_schema import (
     JsonReport,
     ToolReport,
 )
-from matrix_bot_tester.result import ConversationResult, Outcome, StepResult
+from matrix_bot_tester.result import ConversationResult, Failure, Outcome, StepResult
 
 JSON_SCHEMA_VERSION = SCHEMA_VERSION
 
@@ -78,9 +78,10 @@ def transcript_lines(result: ConversationResult) -> list[str]:
     return lines
 
 
-def failure_place(result: ConversationResult) -> tuple[str, str]:
-    """Where a failure struck: ``file:line`` and ``step N`` (or ``opening``)."""
-    failure = result.failure
+def failure_place(result: ConversationResult, failure: Failure | None = None) -> tuple[str, str]:
+    """Where a failure (the conversation's, by default) struck: ``file:line`` and
+    ``step N`` (or ``opening``)."""
+    failure = failure or result.failure
     assert failure is not None
     where = failure.path or result.script_path
     if failure.line:
@@ -90,23 +91,25 @@ def failure_place(result: ConversationResult) -> tuple[str, str]:
 
 
 def failure_lines(result: ConversationResult) -> list[str]:
-    """What went wrong, where, expected vs received, how long we waited."""
-    failure = result.failure
-    if failure is None:
-        return []
-    where, step = failure_place(result)
-    lines = [f"{where} ({step}): {failure.reason}"]
-    if failure.expected is not None:
-        lines.append(f"  expected: {failure.expected!r}")
-    if failure.received is not None:
-        lines.append(f"  received: {_describe(failure.received)}")
-    elif failure.expected is not None:
-        lines.append("  received: nothing")
-    lines.extend(f"  why:      {problem}" for problem in failure.problems)
-    if failure.waited is not None:
-        lines.append(f"  waited:   {failure.waited:.3f} s")
-    if failure.diff:
-        lines.extend("  " + line for line in failure.diff.splitlines())
+    """What went wrong, where, expected vs received, how long we waited: for the failure,
+    then for each later one (a conversation that went on, under run --update)."""
+    lines: list[str] = []
+    if result.failure is None:
+        return lines
+    for failure in [result.failure, *result.later_failures]:
+        where, step = failure_place(result, failure)
+        lines.append(f"{where} ({step}): {failure.reason}")
+        if failure.expected is not None:
+            lines.append(f"  expected: {failure.expected!r}")
+        if failure.received is not None:
+            lines.append(f"  received: {_describe(failure.received)}")
+        elif failure.expected is not None:
+            lines.append("  received: nothing")
+        lines.extend(f"  why:      {problem}" for problem in failure.problems)
+        if failure.waited is not None:
+            lines.append(f"  waited:   {failure.waited:.3f} s")
+        if failure.diff:
+            lines.extend("  " + line for line in failure.diff.splitlines())
     return lines
 
 

@@ -171,6 +171,11 @@ class ConversationReport(_Model):
     failure: FailureReport | None = Field(
         description="What went wrong; null when the conversation passed or did not run."
     )
+    later_failures: list[FailureReport] = Field(
+        description="Failures of steps after the first failed one: only with run --update,"
+        " where a conversation goes on after a wrong reply (so that every changed reply is"
+        " rewritten in one run); empty otherwise."
+    )
     warnings: list[str] = Field(description="Things that did not fail it but look wrong.")
 
 

@@ -81,6 +81,9 @@ class ConversationResult:
     steps: list[StepResult] = field(default_factory=list)
     transcript: list[TranscriptEntry] = field(default_factory=list)
     failure: Failure | None = None
+    # With run --update a conversation goes on after a wrong reply: the failures after
+    # the first one, so that all of them can be rewritten at once.
+    later_failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 

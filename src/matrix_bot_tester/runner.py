@@ -64,6 +64,7 @@ class RunOptions:
     ready_check: Script | None = None  # run until it passes before the suite
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     last_run_file: Path | None = None  # where to record outcomes for --rerun-failed
+    go_on_after_wrong_reply: bool = False  # run --update: rewrite every changed reply at once
     # Filled in by the run: a result per script, in the scripts' order.
     results: list[ConversationResult] = field(default_factory=list)
     not_ready: str | None = None  # why the readiness check never passed
@@ -155,6 +156,7 @@ class _Suite:
             partner=options.partner,
             timeout_override=options.timeout,
             on_step=steps.append if buffered else reporter.step_finished,
+            go_on_after_wrong_reply=options.go_on_after_wrong_reply,
         )
         result = conversation.result
         options.results[index] = result

@@ -38,7 +38,7 @@ from matrix_bot_tester.errors import ExitCode, InputError
 from matrix_bot_tester.language import Expectation, TextMatch
 from matrix_bot_tester.matching import Event, _body_as_read, _formatted_body, readable_text
 from matrix_bot_tester.report import write_atomically
-from matrix_bot_tester.result import ConversationResult, Outcome
+from matrix_bot_tester.result import ConversationResult, Failure, Outcome
 from matrix_bot_tester.runner import SIGTERM_EXIT
 from matrix_bot_tester.script import PlacedStep, Script
 from matrix_bot_tester.variables import fill, placeholders
@@ -148,10 +148,9 @@ def _check_placeholders(old: str) -> None:
 
 
 def _step_changes(
-    placed: PlacedStep, result: ConversationResult, values: Mapping[str, str]
+    placed: PlacedStep, result: ConversationResult, failure: Failure, values: Mapping[str, str]
 ) -> list[Change]:
-    failure = result.failure
-    assert failure is not None and failure.step_index is not None
+    assert failure.step_index is not None
     where = f"{result.name}, step {failure.step_index + 1}"
     event = failure.event
     if event is None:
@@ -190,23 +189,23 @@ def _step_changes(
 
 
 def plan(script: Script, result: ConversationResult) -> Plan:
-    """What the failure of one conversation asks to rewrite, and what it cannot."""
+    """What the failures of one conversation ask to rewrite, and what they cannot."""
     found = Plan()
-    failure = result.failure
-    if result.outcome is not Outcome.FAILED or failure is None:
+    if result.outcome is not Outcome.FAILED or result.failure is None:
         return found
-    if failure.step_index is None:
-        found.notes.append(f"{result.name}: not rewritten: {failure.reason}")
-        return found
-    placed = script.steps[failure.step_index]
-    values = {"me": result.user_id, "room_id": result.room_id or ""}
-    # In the bot role the other side is whoever spoke; it is the reply's sender.
-    values["bot"] = result.partner or str((failure.event or {}).get("sender", ""))
-    try:
-        found.changes.extend(_step_changes(placed, result, values))
-    except Refused as refused:
-        where = f"{result.name}, step {failure.step_index + 1}"
-        found.notes.append(f"{placed.path}:{placed.line} ({where}): not rewritten: {refused}")
+    for failure in [result.failure, *result.later_failures]:
+        if failure.step_index is None:
+            found.notes.append(f"{result.name}: not rewritten: {failure.reason}")
+            continue
+        placed = script.steps[failure.step_index]
+        values = {"me": result.user_id, "room_id": result.room_id or ""}
+        # In the bot role the other side is whoever spoke; it is the reply's sender.
+        values["bot"] = result.partner or str((failure.event or {}).get("sender", ""))
+        try:
+            found.changes.extend(_step_changes(placed, result, failure, values))
+        except Refused as refused:
+            where = f"{result.name}, step {failure.step_index + 1}"
+            found.notes.append(f"{placed.path}:{placed.line} ({where}): not rewritten: {refused}")
     return found
 
 
@@ -561,8 +560,6 @@ def apply(
         files = f"{written} file{'' if written == 1 else 's'}"
         if write:
             summary = f"updated {files}"
-            if written:
-                summary += "; run again to check the steps after each updated one"
         else:
             count = len(by_file)
             summary = f"{count} file{'' if count == 1 else 's'} would change; nothing written"

@@ -17,7 +17,7 @@ messages:
   - send: "!ping"
     expect: PONG   # what it says
   - send: "!echo still here"
-    expect: still here
+    expect: STILL HERE
 """
 
 WHOAMI = """\
@@ -52,14 +52,18 @@ def test_update_rewrites_wrong_expectations_shows_the_diff_and_the_next_run_pass
 
     run = run_cli("run", tmp_path, "--account", account, *state, "--update", cwd=tmp_path)
     output = run.stdout + run.stderr
-    # The run failed, and the steps after an updated one have not run: still exit 1.
+    # The run failed: still exit 1, though every changed reply was rewritten.
     assert run.code == 1, output
     assert f"--- {wrong}\n+++ {wrong}\n" in run.stdout
     assert "-    expect: PONG   # what it says\n+    expect: pong   # what it says\n" in run.stdout
+    # The conversation went on after the wrong first reply: its second is rewritten too.
+    assert "-    expect: STILL HERE\n+    expect: still here\n" in run.stdout
     assert "-    expect: 'you are someone'\n+    expect: 'you are {me}'\n" in run.stdout
     assert "pattern, step 1): not rewritten: body is a regex match" in run.stdout
     assert "updated 2 files" in run.stdout
-    assert wrong.read_text() == WRONG_PING.replace("PONG  ", "pong  ")
+    assert wrong.read_text() == WRONG_PING.replace("PONG  ", "pong  ").replace(
+        "STILL HERE", "still here"
+    )
     assert whoami.read_text() == WHOAMI.replace("someone", "{me}")
     assert pattern.read_text() == PATTERN
     assert passing.read_text() == PASSING

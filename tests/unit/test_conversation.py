@@ -364,3 +364,55 @@ def test_exit_code_of_real_runs() -> None:
     failed = run(CLIENT_REPLAY, FakeSession([]))
     assert exit_code([passed]) == 0
     assert exit_code([passed, failed]) == 1
+
+
+# ---------------------------------------------------------- run --update's way
+
+THREE_STEPS = parse_script(
+    "messages:\n"
+    "  - send: a\n    expect: A\n"
+    "  - send: b\n    expect: B\n"
+    "  - send: c\n    expect: C\n"
+)
+
+
+def run_going_on(script: Script, session: FakeSession) -> ConversationResult:
+    conversation = Conversation(script, partner=BOT, go_on_after_wrong_reply=True)
+    return asyncio.run(conversation.run(session))
+
+
+def test_by_default_a_wrong_reply_ends_the_conversation() -> None:
+    result = run(THREE_STEPS, FakeSession(["X", "B", "Y"]))
+    assert outcomes(result) == [Outcome.FAILED, Outcome.NOT_RUN, Outcome.NOT_RUN]
+    assert result.later_failures == []
+
+
+def test_going_on_after_wrong_replies_fails_each_wrong_step_and_runs_the_rest() -> None:
+    result = run_going_on(THREE_STEPS, FakeSession(["X", "B", "Y"]))
+    assert result.outcome is Outcome.FAILED
+    assert outcomes(result) == [Outcome.FAILED, Outcome.PASSED, Outcome.FAILED]
+    assert result.failure is not None and result.failure.step_index == 0
+    assert result.failure.received is not None and result.failure.received.body == "X"
+    assert [f.step_index for f in result.later_failures] == [2]
+    assert result.later_failures[0].received is not None
+    assert result.later_failures[0].received.body == "Y"
+
+
+def test_going_on_still_stops_where_no_reply_came() -> None:
+    script = parse_script(
+        "timeout: 0.2\nmessages:\n"
+        "  - send: a\n    expect: A\n"
+        "  - send: b\n    expect: B\n"
+        "  - send: c\n    expect: C\n"
+    )
+    result = run_going_on(script, FakeSession(["X"]))
+    assert outcomes(result) == [Outcome.FAILED, Outcome.FAILED, Outcome.NOT_RUN]
+    assert result.failure is not None and result.failure.step_index == 0
+    [silent] = result.later_failures
+    assert (silent.step_index, silent.event) == (1, None)
+
+
+def test_going_on_with_all_replies_right_passes() -> None:
+    result = run_going_on(THREE_STEPS, FakeSession(["A", "B", "C"]))
+    assert result.outcome is Outcome.PASSED
+    assert (result.failure, result.later_failures) == (None, [])

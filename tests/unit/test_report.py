@@ -6,6 +6,7 @@ import io
 import json
 import os
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from matrix_bot_tester.matching import text_diff
 from matrix_bot_tester.report import (
     JSON_SCHEMA_VERSION,
     ConsoleReporter,
+    failure_text,
     json_report,
     junit_xml,
     write_atomically,
@@ -409,3 +411,13 @@ def test_console_error_is_one_line_on_stderr() -> None:
     report.error("cannot reach the homeserver at http://127.0.0.1:1 [x]")
     assert out.getvalue() == ""
     assert err.getvalue() == "error: cannot reach the homeserver at http://127.0.0.1:1 [x]\n"
+
+
+def test_failure_text_tells_each_later_failure_of_a_conversation_that_went_on() -> None:
+    result = failed_result()
+    assert result.failure is not None
+    later = replace(result.failure, step_index=2, line=6, expected="Qux", received=bots("Quux"))
+    result.later_failures = [later]
+    text = failure_text(result)
+    assert "(step 2): " in text and f"{result.script_path}:6 (step 3): " in text
+    assert "  expected: 'Qux'" in text and "'Quux'" in text

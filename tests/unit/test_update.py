@@ -273,6 +273,28 @@ def test_a_list_of_expectations_rewrites_the_one_that_failed() -> None:
     assert new == text.replace("body: second", "body: 2nd")
 
 
+def test_later_failures_of_a_conversation_that_went_on_are_rewritten_too() -> None:
+    text = (
+        "messages:\n"
+        "  - send: a\n    expect: A  # first\n"
+        "  - send: b\n    expect: B\n"
+        "  - send: c\n    expect: C\n"
+        "  - send: d\n    expect: D\n"
+    )
+    script = parse_script(text, "s.yaml")
+    result = failed(script, 0, reply("new A"))
+    third = failed(script, 2, reply("new C")).failure
+    silent = failed(script, 3, None, reason="no reply within 5 s").failure
+    assert third is not None and silent is not None
+    result.later_failures = [third, silent]
+    plan = update.plan(script, result)
+    assert [(c.old, c.new) for c in plan.changes] == [("A", "new A"), ("C", "new C")]
+    [note] = plan.notes
+    assert "step 4" in note and "no reply" in note
+    new = update.rewrite(text, {c.loc: (c.old, c.new) for c in plan.changes})
+    assert new == text.replace("A  #", "new A  #").replace("expect: C", "expect: new C")
+
+
 def test_unordered_expectations_are_not_rewritten() -> None:
     text = "messages:\n  - send: x\n    expect_unordered: [a, b]\n"
     assert "unordered" in refusal(text, 0, reply("c"))
