@@ -19,6 +19,7 @@ session. The rules:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -171,6 +172,8 @@ def message_of(event: Event) -> Message:
         msgtype=kind,
         body=body,
         timestamp_ms=int(event.get("origin_server_ts") or 0),
+        type=str(event.get("type", "")),
+        content=dict(content) if isinstance(content, dict) else {},
     )
 
 
@@ -272,13 +275,7 @@ class Conversation:
     ) -> None:
         message = message_of(event)
         if note:
-            message = Message(
-                message.event_id,
-                message.sender,
-                message.msgtype,
-                f"{message.body} ({note})",
-                message.timestamp_ms,
-            )
+            message = dataclasses.replace(message, body=f"{message.body} ({note})")
         self.result.transcript.append(
             TranscriptEntry(
                 at=self._elapsed(moment), direction=direction, message=message, step_index=step

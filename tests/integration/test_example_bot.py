@@ -37,6 +37,10 @@ def test_example_conversations_pass(
     first_reply = document["conversations"][0]["steps"][0]["received"]
     assert first_reply["msgtype"] == "m.notice"
     assert first_reply["sender"] == command_bot.user_id
+    # Messages carry their whole content, in steps and in the transcript.
+    assert first_reply["content"]["msgtype"] == "m.notice"
+    transcript = document["conversations"][0]["transcript"]
+    assert transcript and all(e["message"]["content"].get("body") for e in transcript)
 
 
 def test_wrong_answer_fails_with_expected_received_and_transcript(

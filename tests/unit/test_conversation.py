@@ -61,6 +61,18 @@ def test_passing_result_names_room_user_and_partner() -> None:
     assert result.duration >= 0
 
 
+def test_the_transcript_keeps_each_events_type_and_whole_content() -> None:
+    html = {"msgtype": "m.notice", "body": "Baz", "format": "org.matrix.custom.html"}
+    replies: list[str | Reply] = ["Bar", bot_says("Baz"), "Baz", "hrm"]
+    replies[1] = Reply(event={**bot_says("Baz").event, "content": html}, arrived=0.0)
+    result = run(CLIENT_REPLAY, FakeSession(replies))
+    sent, received = result.transcript[0].message, result.transcript[1].message
+    assert (sent.type, sent.content) == ("m.room.message", {"msgtype": "m.text", "body": "Foo"})
+    assert (received.type, received.content["body"]) == ("m.room.message", "Bar")
+    baz = next(e.message for e in result.transcript if e.message.body == "Baz")
+    assert baz.content == html
+
+
 def test_client_role_opens_a_dm_with_the_partner() -> None:
     session = FakeSession(CLIENT_REPLIES)
     run(CLIENT_REPLAY, session)
