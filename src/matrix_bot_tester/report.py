@@ -267,23 +267,45 @@ def _ms(seconds: float | None) -> str:
 
 
 def check_report_path(path: str | os.PathLike[str], what: str) -> None:
-    """Refuse, before anything is sent, a report path that could not be written."""
+    """Refuse, before anything is sent, a report path that could not be written.
+
+    ``what`` names the file ("the --html report"); its option picks the example
+    in the hint. Permission bits do not tell (root passes ``os.access`` for a
+    folder like /proc that takes no new file), so the check does what
+    write_atomically will do: create a temp file in the folder, then remove it.
+    Missing folders are not created here (that is left to the write, after
+    the run); the nearest existing one is tried instead, where they would be.
+    """
     target = Path(path)
     if target.is_dir():
+        names = {  # what a file for each option is usually called
+            "--junit-xml": "result.xml",
+            "--json": "result.json",
+            "--html": "result.html",
+            "-o": "recorded.convo.yaml",
+            "--events-json": "events.json",
+        }
+        option = next((word for word in what.split() if word in names), None)
+        example = f", e.g. {target / names[option]}" if option else ""
         raise InputError(
             f"{what} path is a directory",
             path=str(target),
-            hint="give a file name, e.g. reports/result.xml",
+            hint=f"give a file name inside it{example}",
         )
     parent = target.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(
-            f"{what} cannot be written there",
-            path=str(target),
-            hint=f"{parent} is not a writable folder",
-        )
+    reason = f"{parent} is not a writable folder"
+    if parent.is_dir():
+        try:
+            fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
+        except OSError as exc:
+            reason = f"{parent} is not a writable folder ({exc.strerror or exc})"
+        else:
+            os.close(fd)
+            Path(probe).unlink(missing_ok=True)
+            return
+    raise InputError(f"{what} cannot be written there", path=str(target), hint=reason)
 
 
 def write_atomically(path: str | os.PathLike[str], text: str) -> None:

@@ -261,3 +261,13 @@ def test_a_report_path_naming_an_input_file_is_refused_and_leaves_it_alone(
     assert cli.main(argv) == 2
     assert "would overwrite" in error_line(capsys)
     assert Path(target).read_bytes() == before
+
+
+@pytest.mark.usefixtures("offline")
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux's /proc")
+def test_a_report_folder_that_takes_no_file_is_refused_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acc = account(tmp_path, partner="@bot:synapse-test.localhost")
+    assert cli.main(["run", CLIENT_REPLAY, "-a", acc, "--json", "/proc/nope.json"]) == 2
+    assert "the --json report cannot be written there" in error_line(capsys)
