@@ -191,7 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_update_options(run)
 
     validate = commands.add_parser("validate", help="check script files without connecting")
-    validate.add_argument("scripts", nargs="+", metavar="SCRIPT")
+    validate.add_argument(
+        "scripts",
+        nargs="+",
+        metavar="PATH",
+        help="script files, folders (searched for *.convo.yaml) or globs, as for run",
+    )
     validate.add_argument("-a", "--account", metavar="ACCOUNT", help="also check an account file")
 
     homeserver = commands.add_parser("homeserver", help="a throwaway local Synapse")
@@ -307,9 +312,20 @@ def _partner(account: Account, override: str | None) -> str | None:
 
 
 def _validate(args: argparse.Namespace, console: Console, err: Console) -> int:
-    """Check every file, not just up to the first broken one; one line each."""
+    """Check every file ``run`` would take, not just up to the first broken one; one line each.
+
+    The last line counts what was checked, so that a folder or glob that took
+    fewer files than expected shows.
+    """
     broken = 0
-    for path in args.scripts:
+
+    def bad_argument(exc: InputError) -> None:
+        nonlocal broken
+        broken += 1
+        err.print(f"error: {exc.one_line()}", markup=False, highlight=False)
+
+    paths = discover(args.scripts, on_error=bad_argument)
+    for path in paths:
         try:
             script = load_script(path)
         except InputError as exc:
@@ -331,6 +347,11 @@ def _validate(args: argparse.Namespace, console: Console, err: Console) -> int:
             console.print(
                 f"ok {args.account} ({account.user} at {account.homeserver_url})", highlight=False
             )
+    checked = f"{len(paths)} script file{'' if len(paths) == 1 else 's'}"
+    if args.account:
+        checked += " and 1 account file"
+    verdict = f"{broken} error{'' if broken == 1 else 's'}" if broken else "all ok"
+    console.print(f"checked {checked}: {verdict}", highlight=False)
     return int(ExitCode.BAD_INPUT if broken else ExitCode.PASSED)
 
 

@@ -41,11 +41,15 @@ def _scripts_in(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def discover(paths: Sequence[str]) -> list[str]:
+def discover(
+    paths: Sequence[str], on_error: Callable[[InputError], None] | None = None
+) -> list[str]:
     """The script files that ``paths`` name, in order, each once.
 
-    Raises InputError for a path that does not exist, a folder without
-    scripts, or a glob that matches nothing.
+    Raises InputError for a folder without scripts or a glob that matches
+    nothing (a missing file is left to the loader, which names it). With
+    ``on_error``, such a path is handed to it instead and the others are
+    still taken: ``validate`` reports every bad argument, not only the first.
     """
     taken: list[str] = []
     seen: set[Path] = set()
@@ -57,30 +61,45 @@ def discover(paths: Sequence[str]) -> list[str]:
             taken.append(str(path))
 
     for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            inside = _scripts_in(path)
-            if not inside:
-                raise InputError(
-                    "no script files in this folder",
-                    path=given,
-                    hint="scripts in folders are found by their name: *.convo.yaml",
-                )
-            for found in inside:
-                take(found)
-        elif path.exists() or not _GLOB_CHARS.search(given):
-            take(path)  # a file named explicitly (a missing one is reported when loaded)
-        else:
-            matches = sorted(glob.glob(given, recursive=True))
-            if not matches:
-                raise InputError("the pattern matches no file", path=given)
-            for match in matches:
-                matched = Path(match)
-                if matched.is_dir():
-                    for found in _scripts_in(matched):
-                        take(found)
-                elif matched.is_file():
-                    take(matched)
+        try:
+            found = _named_by(given)
+        except InputError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+            continue
+        for path in found:
+            take(path)
+    return taken
+
+
+def _named_by(given: str) -> list[Path]:
+    """The files one command-line argument names (duplicates are dropped by the caller)."""
+    path = Path(given)
+    if path.is_dir():
+        inside = _scripts_in(path)
+        if not inside:
+            raise InputError(
+                "no script files in this folder",
+                path=given,
+                hint="scripts in folders are found by their name: *.convo.yaml",
+            )
+        return inside
+    if path.exists() or not _GLOB_CHARS.search(given):
+        return [path]  # a file named explicitly (a missing one is reported when loaded)
+    matches = sorted(glob.glob(given, recursive=True))
+    if not matches:
+        hint = "check the pattern; '**' also looks in subfolders, e.g. 'tests/**/*.convo.yaml'"
+        if not path.is_absolute():
+            hint += f"; it is matched from {Path.cwd()}"
+        raise InputError("the pattern matches no file", path=given, hint=hint)
+    taken: list[Path] = []
+    for match in matches:
+        matched = Path(match)
+        if matched.is_dir():
+            taken.extend(_scripts_in(matched))
+        elif matched.is_file():
+            taken.append(matched)
     return taken
 
 

@@ -186,6 +186,48 @@ def test_validate_accepts_the_seed_replay_files(capsys: pytest.CaptureFixture[st
         f"ok {SEED / 'client-replay-matrix-addapter-test.yaml'} (client role, 2 steps)",
         f"ok {SEED / 'client-replay.yaml'} (client role, 4 steps)",
         f"ok {CLIENT_CONFIG} (@mock_client:synapse-test.localhost at http://localhost:8008)",
+        "checked 4 script files and 1 account file: all ok",
+    ]
+
+
+@pytest.mark.usefixtures("offline")
+def test_validate_takes_folders_and_globs_as_run_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "suite"
+    (suite / "sub").mkdir(parents=True)
+    one = write(suite, "one.convo.yaml", "messages:\n  - send: hi\n")
+    two = write(suite / "sub", "two.convo.yml", "messages:\n  - send: hi\n  - send: ho\n")
+    write(suite, "fragment.yaml", "not: a script\n")  # not *.convo.yaml: not taken
+    assert cli.main(["validate", str(suite), str(suite / "*.convo.yaml")]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines() == [
+        f"ok {one} (client role, 1 step)",
+        f"ok {two} (client role, 2 steps)",
+        "checked 2 script files: all ok",
+    ]
+
+
+@pytest.mark.usefixtures("offline")
+def test_validate_reports_every_bad_argument_and_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    script = write(tmp_path, "ok.convo.yaml", "messages:\n  - send: hi\n")
+    nothing = str(tmp_path / "*.nope.yaml")
+    assert cli.main(["validate", str(empty), nothing, script]) == 2
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"error: {empty}: no script files in this folder"
+        " (hint: scripts in folders are found by their name: *.convo.yaml)",
+        f"error: {nothing}: the pattern matches no file"
+        " (hint: check the pattern; '**' also looks in subfolders, e.g. 'tests/**/*.convo.yaml')",
+    ]
+    assert out.splitlines() == [
+        f"ok {script} (client role, 1 step)",
+        "checked 1 script file: 2 errors",
     ]
 
 

@@ -75,6 +75,29 @@ def test_a_glob_matching_nothing_is_an_input_error(tmp_path: Path) -> None:
         discover([str(tmp_path / "*.convo.yaml")])
 
 
+def test_a_glob_matching_nothing_says_how_patterns_are_matched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as caught:
+        discover(["tests/*.convo.yaml"])
+    assert caught.value.one_line() == (
+        "tests/*.convo.yaml: the pattern matches no file (hint: check the pattern; '**' also"
+        f" looks in subfolders, e.g. 'tests/**/*.convo.yaml'; it is matched from {tmp_path})"
+    )
+    assert caught.value.exit_code == 2
+
+
+def test_on_error_reports_a_bad_argument_and_takes_the_others(tmp_path: Path) -> None:
+    _touch(tmp_path, "a.convo.yaml")
+    errors: list[InputError] = []
+    found = discover([str(tmp_path / "*.nope"), str(tmp_path)], on_error=errors.append)
+    assert found == [str(tmp_path / "a.convo.yaml")]
+    assert [e.one_line().split(" (hint")[0] for e in errors] == [
+        f"{tmp_path / '*.nope'}: the pattern matches no file"
+    ]
+
+
 def test_each_file_is_taken_once_in_the_order_given(tmp_path: Path) -> None:
     _touch(tmp_path, "z.convo.yaml", "a.convo.yaml")
     z = str(tmp_path / "z.convo.yaml")
