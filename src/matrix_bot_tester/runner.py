@@ -18,6 +18,7 @@ import asyncio
 import signal
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -112,6 +113,11 @@ class _Suite:
         self.session = session
         self.stop = False  # start nothing new (an error, or a failure with fail_fast)
         self.running: dict[int, Conversation] = {}
+        # One conversation at a time is "live": its -v lines appear as they come. The
+        # others running beside it hold theirs until they go live or end, so that the
+        # lines of two conversations never interleave.
+        self.live: int | None = None
+        self.held: dict[int, list[StepResult]] = {}
 
     async def run(self) -> None:
         options = self.options
@@ -120,7 +126,7 @@ class _Suite:
             for index in indexes:
                 if self.stop:
                     break
-                await self.converse(index, buffered=False)
+                await self.converse(index)
             return
         together = [i for i in indexes if not self._alone(options.scripts[i])]
         alone = [i for i in indexes if self._alone(options.scripts[i])]
@@ -129,7 +135,7 @@ class _Suite:
         async def one(index: int) -> None:
             async with limit:
                 if not self.stop:
-                    await self.converse(index, buffered=True)
+                    await self.converse(index)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -140,40 +146,43 @@ class _Suite:
         for index in alone:
             if self.stop:
                 break
-            await self.converse(index, buffered=False)
+            await self.converse(index)
 
     @staticmethod
     def _alone(script: Script) -> bool:
         return script.alone or script.role is Role.BOT
 
-    async def converse(self, index: int, *, buffered: bool) -> None:
-        """Run one script; with ``buffered``, its console lines appear together when it ends."""
+    async def converse(self, index: int) -> None:
+        """Run one script, its console lines live or held (see ``live``)."""
         options, reporter, session = self.options, self.reporter, self.session
         script = options.scripts[index]
-        steps: list[StepResult] = []
         conversation = Conversation(
             script,
             partner=options.partner,
             timeout_override=options.timeout,
-            on_step=steps.append if buffered else reporter.step_finished,
+            on_step=partial(self._step_finished, index),
             go_on_after_wrong_reply=options.go_on_after_wrong_reply,
         )
         result = conversation.result
         options.results[index] = result
         options._started.add(index)
         self.running[index] = conversation
-        if not buffered:
-            reporter.conversation_started(result)
+        self.held[index] = []
+        if self.live is None:
+            self._go_live(index)
         try:
             await conversation.run(session)
         finally:
             del self.running[index]
+            if self.live == index:
+                self.live = None
+            else:
+                self._show_held(index)  # its lines so far, also when interrupted
+            self.held.pop(index)
         result.warnings.extend(self._warnings_for(result.room_id))
-        if buffered:
-            reporter.conversation_started(result)
-            for step in steps:
-                reporter.step_finished(step)
         reporter.conversation_finished(result)
+        if self.live is None and self.running:
+            self._go_live(min(self.running))  # the oldest of those still running
         room_id = result.room_id
         if (
             _leaves(script, options, result)
@@ -185,6 +194,22 @@ class _Suite:
             self.stop = True  # the homeserver failed us; the scripts left would only wait it out
         elif result.outcome is Outcome.FAILED and options.fail_fast:
             self.stop = True
+
+    def _step_finished(self, index: int, step: StepResult) -> None:
+        if self.live == index:
+            self.reporter.step_finished(step)
+        else:
+            self.held[index].append(step)
+
+    def _go_live(self, index: int) -> None:
+        self.live = index
+        self._show_held(index)
+
+    def _show_held(self, index: int) -> None:
+        self.reporter.conversation_started(self.options.results[index])
+        for step in self.held[index]:
+            self.reporter.step_finished(step)
+        self.held[index] = []
 
     def _warnings_for(self, room_id: str | None) -> list[str]:
         """The session's warnings that belong to this conversation (best effort when several run):

@@ -591,6 +591,34 @@ def test_cleanup_leaves_the_dm(
 # ------------------------------------------------------------------ signals
 
 
+def test_v_lines_of_an_interrupted_conversation_are_shown_at_the_default_concurrency(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    """With -j 4 (the default) and one script, -v is live, and Ctrl-C loses no step line."""
+    scene = _room_scene(homeserver, tmp_path)
+    script = write_script(
+        tmp_path,
+        "two.yaml",
+        f"room_to_connect: '{scene.room}'\nmessages:\n"
+        "  - send: first\n    expect: ok\n"
+        "  - send: second\n    expect: never comes\n    timeout: 60\n",
+    )
+    process = start_cli("run", script, "--account", scene.account, "-v")
+    try:
+        _wait_until_sent(scene, "first")
+        say(scene.server, scene.partner, scene.room, "ok")
+        _wait_until_sent(scene, "second")
+        os.kill(process.pid, signal.SIGINT)
+        run = finish(process, timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert run.code == 130, run.stdout + run.stderr
+    no_traceback(run)
+    assert "PASS step 1 (line 3) sent 'first' got 'ok'" in run.stdout, run.stdout
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_the_run_within_2_s_with_a_partial_report(
     homeserver: Homeserver, tmp_path: Path, signum: int, code: int
