@@ -31,7 +31,9 @@ from matrix_bot_tester.account import Account
 from matrix_bot_tester.conversation import ConversationFailed
 from matrix_bot_tester.errors import ExitCode, InfrastructureError, InputError, TesterError
 from matrix_bot_tester.interrupts import run_stoppable
-from matrix_bot_tester.language import DM
+
+# The room check of room_to_connect in scripts, so that --room takes what a script may name.
+from matrix_bot_tester.language import _ALIAS, _ROOM_ID, DM
 from matrix_bot_tester.matching import Event
 from matrix_bot_tester.recorder import Participants, Recording, record, render
 from matrix_bot_tester.report import check_report_path, write_atomically
@@ -70,6 +72,13 @@ class RecordOptions:
 def check(options: RecordOptions) -> None:
     """Everything that can be wrong before connecting: exit 2, nothing sent."""
     account = options.account
+    if options.room is not None and not (
+        _ROOM_ID.match(options.room) or _ALIAS.match(options.room)
+    ):
+        raise InputError(
+            f"--room {options.room!r} is not a room ID or alias",
+            hint="for example '!abcdef:example.org' or '#bots:example.org'",
+        )
     if not options.bot:
         where = "in a room" if options.room else "for a DM"
         raise InputError(

@@ -456,6 +456,9 @@ def _account(tmp_path: Path, user_to_test: str | None = BOT) -> Path:
         (["-o", "{out}", "--dm", "bot"], "'bot' is not a Matrix user ID"),
         (["-o", "{out}", "--events-json", "{existing}"], "--events-json: the file exists"),
         (["-o", "{out}", "--dm", "@a:b", "--bot", "@c:d"], "--dm @a:b and --bot @c:d name two"),
+        (["-o", "{out}", "--room", "garbage"], "--room 'garbage' is not a room ID or alias"),
+        (["-o", "{out}", "--room", "#bots"], "--room '#bots' is not a room ID or alias"),
+        (["-o", "{out}", "--room", "!dm"], "--room '!dm' is not a room ID or alias"),
     ],
 )
 def test_record_refuses_bad_input_before_connecting(
