@@ -642,6 +642,10 @@ class NioSession:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
+                if self._sync_failing_since is not None:
+                    # A sync to a frozen server hangs for 25 s before it fails again:
+                    # look at the clock meanwhile, to give up on the server in time.
+                    remaining = min(remaining, 1.0)
                 # asyncio.timeout rather than wait_for: no extra task hop per wake-up.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):

@@ -515,6 +515,38 @@ def test_a_homeserver_gone_for_good_is_exit_3_naming_the_url(
     assert after_stop < deadline + 5
 
 
+def test_a_frozen_homeserver_is_given_up_on_long_before_a_long_deadline(
+    own_server: Homeserver, tmp_path: Path
+) -> None:
+    """SIGSTOP: connections are accepted but never answered. The sync notices after about
+    25 s (its long poll and a margin), and the run ends 15 s later, not at the 300 s deadline."""
+    scene = _room_scene(own_server, tmp_path)
+    script = write_script(
+        tmp_path,
+        "frozen.yaml",
+        f"room_to_connect: '{scene.room}'\nmessages:\n"
+        "  - send: hello?\n    expect: an answer\n    timeout: 300\n",
+    )
+    process = start_cli("run", script, "--account", scene.account)
+    assert own_server.pid is not None
+    try:
+        _wait_until_sent(scene, "hello?")
+        os.kill(own_server.pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        run = finish(process, timeout=120)
+        after_freeze = time.monotonic() - frozen
+    finally:
+        os.kill(own_server.pid, signal.SIGCONT)
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert run.code == 3, run.stdout + run.stderr
+    no_traceback(run)
+    assert "lost the homeserver" in run.stdout + run.stderr
+    print(f"\nfrozen homeserver given up on after {after_freeze:.1f} s")
+    assert after_freeze < 60, after_freeze  # 25 s + 15 s, and some slack for a busy machine
+
+
 def test_a_gap_in_the_sync_during_a_step_is_fetched_back(
     homeserver: Homeserver, tmp_path: Path
 ) -> None:
