@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -217,7 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     register = hs.add_parser("register", help="create a user via the shared-secret admin API")
     register.add_argument("--dir", required=True, type=Path)
     register.add_argument("user", help="local part (alice) or full ID (@alice:server)")
-    register.add_argument("password")
+    register.add_argument(
+        "password",
+        nargs="?",
+        help="the password (visible to others in 'ps': prefer --password-env or --password-stdin)",
+    )
+    register.add_argument(
+        "--password-env",
+        metavar="NAME",
+        help="read the password from the environment variable NAME",
+    )
+    register.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
     register.add_argument("--admin", action="store_true")
 
     commands.add_parser("schema", help="print the JSON Schema of script files")
@@ -378,14 +393,62 @@ def _homeserver(args: argparse.Namespace, console: Console) -> int:
             f"running at {running.url} (server name {running.server_name})", highlight=False
         )
     elif args.hs_command == "register":
-        user = homeserver.register(args.dir, args.user, args.password, admin=args.admin)
-        if user is None:
-            console.print(
-                f"{args.user} already exists; its password was not changed", highlight=False
-            )
-        else:
+        password = _register_password(args)
+        user = homeserver.register(args.dir, args.user, password, admin=args.admin)
+        if user is not None:
             console.print(user.user_id, highlight=False)
+            return int(ExitCode.PASSED)
+        works = homeserver.password_works(args.dir, args.user, password)
+        if works is False:
+            raise InputError(
+                f"{args.user} already exists, with another password",
+                hint="choose another user name, or give the password it was registered with",
+            )
+        console.print(
+            f"{args.user} already exists, with this password"
+            if works
+            else f"{args.user} already exists; its password was not changed (logging in with"
+            " another password than its first will fail)",
+            highlight=False,
+        )
     return int(ExitCode.PASSED)
+
+
+def _register_password(args: argparse.Namespace) -> str:
+    """The password for ``homeserver register``, from exactly one of its three sources.
+
+    The argument form shows the password to anyone who can list processes, so
+    the environment and stdin forms exist for CI and shared machines.
+    """
+    given = [
+        name
+        for name, value in (
+            ("PASSWORD", args.password),
+            ("--password-env", args.password_env),
+            ("--password-stdin", args.password_stdin),
+        )
+        if value
+    ]
+    if len(given) != 1:
+        raise InputError(
+            "homeserver register needs the password one way"
+            + (f", not {' and '.join(given)}" if given else ""),
+            hint="--password-env NAME (safest in CI), --password-stdin, or as the last argument",
+        )
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if password is None:
+            raise InputError(
+                f"--password-env {args.password_env}: the variable is not set",
+                hint=f"export {args.password_env}=... first",
+            )
+    elif args.password_stdin:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    else:
+        password = args.password
+    if not password:
+        raise InputError(f"the password from {given[0]} is empty", hint="give a password")
+    return str(password)
 
 
 def _dispatch(

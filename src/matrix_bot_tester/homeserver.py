@@ -21,6 +21,7 @@ import hmac
 import importlib.util
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -38,7 +39,9 @@ from matrix_bot_tester.errors import InfrastructureError, InputError
 __all__ = [
     "Homeserver",
     "RegisteredUser",
+    "check_server_name",
     "free_port",
+    "password_works",
     "register",
     "start",
     "status",
@@ -53,7 +56,10 @@ STATE_FILE = "state.json"
 DATABASE_FILE = "homeserver.db"
 _LOCK_FILE = ".lock"
 
-_INSTALL_HINT = "pip install 'matrix-bot-tester[synapse]'"
+# The package is not on PyPI: the extra is installed from a checkout (or a Git URL).
+_INSTALL_HINT = (
+    "install the [synapse] extra: pip install '.[synapse]' in a matrix-bot-tester checkout"
+)
 # A healthy Synapse answers /health in milliseconds; a longer wait per probe
 # only delays noticing that the process died.
 _PROBE_TIMEOUT = 1.0
@@ -76,6 +82,13 @@ _RATE_LIMITS: dict[str, Any] = {
     "rc_profile": _UNLIMITED,
     "rc_presence": {"per_user": _UNLIMITED},
 }
+
+# The spec's server name grammar: a DNS name, an IPv4 address or a bracketed
+# IPv6 address, then an optional port. Synapse refuses anything else, but only
+# after starting, so a typo would look like a broken server (exit 3).
+_SERVER_NAME = re.compile(
+    r"(?:[A-Za-z0-9.-]{1,255}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?",
+)
 
 # Loopback never goes through a proxy, whatever HTTP_PROXY says: urllib would
 # otherwise send our admin requests to a corporate proxy that cannot reach us.
@@ -169,6 +182,7 @@ def start(
     if not 0 < port < 65536:
         # Port 0 would bind, to a port nobody knows.
         raise InputError(f"{port} is not a TCP port", hint="choose one between 1024 and 65535")
+    check_server_name(server_name)
     deadline = time.monotonic() + timeout
     directory = directory.absolute()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -208,6 +222,15 @@ def start(
             stop(directory)
             raise
         return server
+
+
+def check_server_name(server_name: str) -> None:
+    """Refuse a server name Synapse would refuse, before anything is written or started."""
+    if not _SERVER_NAME.fullmatch(server_name):
+        raise InputError(
+            f"{server_name!r} is not a Matrix server name",
+            hint="a host name such as 'localhost' or 'test.example.org', optionally with ':port'",
+        )
 
 
 def stop(directory: Path, *, timeout: float = 15.0) -> bool:
@@ -311,6 +334,40 @@ def register(
         f"registering {user_id} failed: HTTP {code} {detail}".strip(),
         hint=f"see the Synapse log {directory / LOG_FILE}",
     )
+
+
+def password_works(
+    directory: Path, username: str, password: str, *, timeout: float = 10.0
+) -> bool | None:
+    """Whether ``password`` logs ``username`` in; None when the server would not say.
+
+    ``register`` of an existing user cannot tell which password it has (the
+    admin API only answers "in use"), so a login is tried. A login that
+    works is logged out again, so the check leaves no device behind.
+    """
+    directory = directory.absolute()
+    state = _read_state(directory)
+    if status(directory) is None or state is None:
+        raise InfrastructureError(
+            f"no homeserver is running in {directory}",
+            hint="start one first (matrix-bot-tester homeserver start)",
+        )
+    deadline = time.monotonic() + timeout
+    base = f"{_local_url(state.port)}/_matrix/client/v3"
+    login = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": _localpart(username, state.server_name)},
+        "password": password,
+        "initial_device_display_name": "matrix-bot-tester password check",
+    }
+    code, body = _request("POST", f"{base}/login", login, deadline)
+    if code == 200 and isinstance(body.get("access_token"), str):
+        with contextlib.suppress(InfrastructureError):
+            _request("POST", f"{base}/logout", {}, deadline, token=body["access_token"])
+        return True
+    if code == 403 and body.get("errcode") == "M_FORBIDDEN":
+        return False
+    return None  # rate limited, or another answer: cannot tell
 
 
 # --- start-up --------------------------------------------------------------
@@ -699,7 +756,12 @@ def _port_free(port: int, hosts: tuple[str, ...]) -> bool:
 
 
 def _request(
-    method: str, url: str, payload: dict[str, Any] | None, deadline: float
+    method: str,
+    url: str,
+    payload: dict[str, Any] | None,
+    deadline: float,
+    *,
+    token: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """One JSON request; an HTTP error status is returned, not raised."""
     remaining = deadline - time.monotonic()
@@ -708,6 +770,8 @@ def _request(
     data = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
         with _HTTP.open(request, timeout=remaining) as response:
             return response.status, _json_object(response.read())

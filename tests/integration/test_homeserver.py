@@ -246,4 +246,4 @@ def test_missing_synapse_says_how_to_install(tmp_path: Path) -> None:
     )
 
     assert "Synapse is not installed" in result.stdout, result.stderr
-    assert "pip install 'matrix-bot-tester[synapse]'" in result.stdout
+    assert "pip install '.[synapse]'" in result.stdout

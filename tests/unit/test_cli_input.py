@@ -313,3 +313,39 @@ def test_a_report_folder_that_takes_no_file_is_refused_before_connecting(
     acc = account(tmp_path, partner="@bot:synapse-test.localhost")
     assert cli.main(["run", CLIENT_REPLAY, "-a", acc, "--json", "/proc/nope.json"]) == 2
     assert "the --json report cannot be written there" in error_line(capsys)
+
+
+# ------------------------------------------------------------------- homeserver
+
+
+@pytest.mark.parametrize("name", ["bad name", "", "local host:8448", "host:port", "a/b"])
+def test_homeserver_start_with_a_bad_server_name_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    directory = tmp_path / "hs"
+    argv = ["homeserver", "start", "--dir", str(directory), "--server-name", name]
+    assert cli.main(argv) == 2
+    assert f"{name!r} is not a Matrix server name" in error_line(capsys)
+    assert not directory.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ([], "needs the password one way (hint: --password-env NAME"),
+        (["pw", "--password-stdin"], "one way, not PASSWORD and --password-stdin"),
+        (["--password-env", "MBT_UNSET_PASSWORD"], "MBT_UNSET_PASSWORD: the variable is not set"),
+        (["--password-env", "MBT_EMPTY_PASSWORD"], "the password from --password-env is empty"),
+    ],
+)
+def test_homeserver_register_without_exactly_one_password_exits_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    given: list[str],
+    says: str,
+) -> None:
+    monkeypatch.delenv("MBT_UNSET_PASSWORD", raising=False)
+    monkeypatch.setenv("MBT_EMPTY_PASSWORD", "")
+    assert cli.main(["homeserver", "register", "--dir", str(tmp_path), "bot", *given]) == 2
+    assert says in error_line(capsys)
