@@ -100,8 +100,9 @@ def _check_partner(options: RunOptions) -> None:
         )
 
 
-def _not_run(script: Script) -> ConversationResult:
-    return ConversationResult(script_path=script.path, name=script.name, role=script.role.value)
+def _not_run(script: Script, options: RunOptions) -> ConversationResult:
+    """A script's result before it runs (and if it never does): its steps all "not run"."""
+    return Conversation(script, partner=options.partner, timeout_override=options.timeout).result
 
 
 class _Suite:
@@ -266,7 +267,8 @@ async def wait_until_ready(
     attempts = 0
     while (remaining := deadline - time.monotonic()) > 0:
         attempts += 1
-        per_step = min(remaining, options.timeout or READY_ATTEMPT_TIMEOUT)
+        # Whole tenths: the step's timeout appears in its failure ("no reply within 4.9 s").
+        per_step = max(0.1, round(min(remaining, options.timeout or READY_ATTEMPT_TIMEOUT), 1))
         conversation = Conversation(script, partner=options.partner, timeout_override=per_step)
         try:
             async with asyncio.timeout(remaining + 1.0):  # a step's own timeout may be longer
@@ -304,7 +306,7 @@ async def run_conversations(options: RunOptions, reporter: ConsoleReporter) -> N
     from matrix_bot_tester.session import NioSession
 
     if len(options.results) != len(options.scripts):
-        options.results[:] = [_not_run(script) for script in options.scripts]
+        options.results[:] = [_not_run(script, options) for script in options.scripts]
     logins = LoginStore(options.state_file) if options.state_file else None
     session = NioSession(options.account, logins=logins)
     try:
@@ -338,15 +340,11 @@ def _leaves(script: Script, options: RunOptions, result: ConversationResult) -> 
 
 
 def _errored(script: Script, options: RunOptions, exc: TesterError) -> ConversationResult:
-    return ConversationResult(
-        script_path=script.path,
-        name=script.name,
-        role=script.role.value,
-        user_id=options.account.user,
-        partner=options.partner,
-        outcome=Outcome.ERROR,
-        failure=Failure(step_index=None, line=None, reason=exc.one_line()),
-    )
+    result = _not_run(script, options)
+    result.user_id = options.account.user
+    result.outcome = Outcome.ERROR
+    result.failure = Failure(step_index=None, line=None, reason=exc.one_line())
+    return result
 
 
 def _input_files(options: RunOptions) -> dict[Path, str]:
@@ -398,7 +396,7 @@ def execute(options: RunOptions, console: Console, err: Console) -> int:
         LoginStore(options.state_file).check()
     reporter = ConsoleReporter(console, err, verbose=options.verbose)
     started = time.monotonic()
-    options.results[:] = [_not_run(script) for script in options.scripts]
+    options.results[:] = [_not_run(script, options) for script in options.scripts]
     options._started.clear()
     stopped_by = run_stoppable(lambda: run_conversations(options, reporter))
     if stopped_by:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -119,13 +120,15 @@ def test_selection_fail_fast_and_rerun_failed(
     assert code == 2 and outcomes == {}, out
     assert "no script is selected by -k 'nothing-like-this'" in out
 
-    code, outcomes, out = run("-j", "1", "-x")
+    code, outcomes, out = run("-j", "1", "-x", "-v")
     assert code == 1, out
     assert outcomes == {
         "alpha": "passed",
         "bravo": "failed",
         "charlie": "not run",
     }
+    # A script that never ran still counts its steps: 0 of its 1, not 0/0.
+    assert re.search(r"charlie\s.*0/1", out), out
 
     # The last run (the -x one) failed bravo and never ran charlie: both run again.
     last_run = json.loads((tmp_path / ".matrix-bot-tester" / "last-run.json").read_text())
