@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from matrix_bot_tester import yamlfile
 from matrix_bot_tester.errors import InputError
+from matrix_bot_tester.language import ScriptFile
 
 _MXID = re.compile(r"^@[^:\s]+:[^\s]+$")
 
@@ -93,6 +94,17 @@ class _AccountModel(BaseModel):
         return self
 
 
+ACCOUNT_KEYS = tuple(_AccountModel.model_fields)
+_SCRIPT_HINT = (
+    "this looks like a script, not an account file: an account file has user,"
+    " password or access_token, homeserver_url"
+)
+_ACCOUNT_FILE = yamlfile.FileKind(
+    reference="the README's 'The account file' section",
+    foreign_keys={key: _SCRIPT_HINT for key in ScriptFile.model_fields},
+)
+
+
 @dataclass(frozen=True)
 class Account:
     path: str
@@ -112,13 +124,13 @@ def from_document(doc: yamlfile.LocatedDocument) -> Account:
     if not isinstance(doc.data, dict):
         raise doc.error(
             "an account file must be a mapping with 'user', 'homeserver_url' and a secret",
-            hint="see the README's 'Account file' section",
+            hint=f"see {_ACCOUNT_FILE.reference}",
         )
     data = yamlfile.expand_env(doc, doc.data)
     try:
         model = _AccountModel.model_validate(data)
     except ValidationError as exc:
-        raise yamlfile.validation_error(doc, exc) from None
+        raise yamlfile.validation_error(doc, exc, _ACCOUNT_FILE) from None
     return Account(
         path=doc.path,
         user=model.user,

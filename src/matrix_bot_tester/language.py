@@ -26,8 +26,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 Seconds = Annotated[float, Field(gt=0, le=86_400, strict=True)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
-TagName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=64)]
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+TagName = Annotated[str, Field(pattern=TAG_PATTERN, max_length=64)]
+# What each pattern asks for, for error messages (a regex is no answer to a typo).
+PATTERN_WORDS = {
+    NAME_PATTERN: "a name of letters, digits and _ that does not start with a digit",
+    TAG_PATTERN: "a tag of letters, digits, _, . and - that starts with a letter, digit or _",
+}
 
 DM = "!dm"
 WAIT_FOR_MESSAGE = "!wait_for_message"
@@ -315,7 +322,7 @@ class Step(_Model):
     @classmethod
     def _not_empty_list(cls, value: Any) -> Any:
         if isinstance(value, list) and not value:
-            raise PydanticCustomError("empty_expect", "expect: an empty list expects nothing")
+            raise PydanticCustomError("empty_expect", "an empty list expects nothing")
         return value
 
     @model_validator(mode="after")

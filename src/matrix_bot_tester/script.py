@@ -11,6 +11,7 @@ of it happens before anything is sent, and every mistake names
 from __future__ import annotations
 
 import enum
+import json
 import os
 from dataclasses import dataclass
 from datetime import date
@@ -20,9 +21,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from matrix_bot_tester import yamlfile
+from matrix_bot_tester.account import ACCOUNT_KEYS
+from matrix_bot_tester.compose import edit_content, message_content
 from matrix_bot_tester.errors import InputError
 from matrix_bot_tester.language import (
     DM,
+    PATTERN_WORDS,
     WAIT_FOR_MESSAGE,
     Expectation,
     ExpectSpec,
@@ -40,6 +44,22 @@ DEFAULT_STEP_TIMEOUT = 30.0
 # The step keys filled in after the step's action (see Conversation._run_step).
 EXPECTATION_KEYS = frozenset({"expect", "expect_unordered", "ignore"})
 MAX_INCLUDE_DEPTH = 20
+# The spec: "The complete event MUST NOT be larger than 65536 bytes" (canonical JSON,
+# UTF-8). The content a step writes must leave room for what the server adds
+# around it (sender, room, IDs, hashes, signatures, a few kilobytes at most),
+# so a step's content is limited to 60,000 bytes as JSON. Placeholders filled in
+# at run time may still grow it; the server then refuses it mid-run.
+MAX_CONTENT_BYTES = 60_000
+
+_ACCOUNT_HINT = (
+    "this looks like an account file, not a script: a script has a 'messages' list of steps;"
+    " give an account file with --account"
+)
+_SCRIPT_FILE = yamlfile.FileKind(
+    reference="docs/script-language.md",
+    foreign_keys={key: _ACCOUNT_HINT for key in ACCOUNT_KEYS},
+    patterns=PATTERN_WORDS,
+)
 
 
 class Role(enum.Enum):
@@ -201,7 +221,7 @@ def _validated(doc: yamlfile.LocatedDocument, model: type[BaseModel], what: str)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise yamlfile.validation_error(doc, exc) from None
+        raise yamlfile.validation_error(doc, exc, _SCRIPT_FILE) from None
 
 
 @dataclass
@@ -374,6 +394,41 @@ def _check_files(step: PlacedStep, checker: _Checker) -> None:
             )
 
 
+def _content_of(spec: Step) -> dict[str, Any] | None:
+    """The event content a step's action will send, as far as the script alone decides it.
+
+    Built by ``compose`` as the run will build it (Markdown rendered, HTML given
+    a plain body, an edit's text twice): the size check measures what is sent.
+    Event IDs of replies and threads are unknown yet; they are small.
+    """
+    send = spec.send
+    if isinstance(send, str):
+        return message_content(send, {})
+    if isinstance(send, SendMessage) and send.file is None:
+        return message_content(send.model_copy(update={"reply_to": None, "thread": None}), {})
+    if spec.edit is not None:
+        return edit_content(spec.edit, {spec.edit.message: {}})
+    if spec.send_event is not None:
+        return spec.send_event.content
+    return None
+
+
+def _check_size(step: PlacedStep, checker: _Checker) -> None:
+    content = _content_of(step.spec)
+    if content is None:
+        return
+    size = len(json.dumps(content, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if size > MAX_CONTENT_BYTES:
+        key = step.spec.action or "send"
+        raise checker._fail(
+            step,
+            key,
+            f"{key}: this message is {size:,} bytes as JSON; a step may send at most"
+            f" {MAX_CONTENT_BYTES:,} (Matrix refuses events over 65,536 bytes)",
+            "split the text over several steps",
+        )
+
+
 def _check_script_ignore(doc: yamlfile.LocatedDocument, model: ScriptFile) -> None:
     """The script's ``ignore`` holds from the first step on, where only built-ins have values."""
     for index, rule in enumerate(model.ignore or []):
@@ -402,6 +457,7 @@ def from_document(doc: yamlfile.LocatedDocument) -> Script:
     for placed in expander.steps:
         checker.check(placed)
         _check_files(placed, checker)
+        _check_size(placed, checker)
     role, room = _role_of(model.room_to_connect)
     return Script(
         path=doc.path,

@@ -7,22 +7,31 @@ map, and turns YAML and validation errors into one-line ``InputError``s.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import reprlib
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from matrix_bot_tester.errors import InputError
 
 PathKey = tuple[str | int, ...]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# UTF-16 surrogates: YAML's "\ud83d\ude00" escapes give them one by one, and an
+# environment variable that is not UTF-8 holds them (os.environ's surrogateescape).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# The escape that wrote one, to point at it: \uD800 or \U0000D800.
+_SURROGATE_ESCAPE = re.compile(r"\\(?:u|U0000)[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 # A script is a few kilobytes; refusing anything huge keeps a stray binary
 # or log file from eating memory before validation can reject it.
@@ -44,6 +53,7 @@ class LocatedDocument:
 
     path: str
     data: Any
+    text: str = ""  # the source, to place what PyYAML's marks do not
     values: dict[PathKey, Position] = field(default_factory=dict)
     keys: dict[PathKey, Position] = field(default_factory=dict)
     # The source text of each unquoted scalar, for fields that want words, not numbers.
@@ -78,11 +88,47 @@ class _LocatingLoader(yaml.SafeLoader):
     """SafeLoader that builds plain data and records positions on the way."""
 
 
+def _whole_characters(doc: LocatedDocument, node: yaml.Node, loc: PathKey, text: str) -> str:
+    """``text`` with each surrogate pair joined into its character; a lone one is an InputError.
+
+    PyYAML keeps ``"\\ud83d\\ude00"`` as two halves where JSON readers see one emoji,
+    so without the join the text would never equal what the bot sends back. A
+    lone half cannot be UTF-8 at all: the homeserver would answer 500 mid-run.
+    """
+    try:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError as exc:
+        lone = text.encode("utf-16-le", "surrogatepass")[exc.start : exc.start + 2]
+        code = int.from_bytes(lone, "little")
+        start, end = node.start_mark.index, node.end_mark.index
+        escapes = [
+            m
+            for m in _SURROGATE_ESCAPE.finditer(doc.text, start, end)
+            if int(m[0][-4:], 16) == code
+        ]
+        if escapes:
+            # Point at the escape itself, not at the start of a long string.
+            at = escapes[0].start()
+            doc.values[loc] = Position(
+                doc.text.count("\n", 0, at) + 1, at - doc.text.rfind("\n", 0, at)
+            )
+        else:
+            doc.values.setdefault(loc, _position(node))
+        raise doc.error(
+            f"a lone surrogate \\u{code:04x} cannot be sent: Matrix text is UTF-8",
+            loc,
+            hint="write the character itself, or both halves of a pair (\\ud83d\\ude00)",
+        ) from None
+
+
 def _construct(loader: _LocatingLoader, node: yaml.Node, loc: PathKey, doc: LocatedDocument) -> Any:
     """PyYAML's value of one node; a value its explicit tag refuses is an InputError."""
     try:
-        return loader.construct_object(node, deep=True)
-    except yaml.YAMLError:
+        value = loader.construct_object(node, deep=True)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            value = _whole_characters(doc, node, loc, value)
+        return value
+    except (yaml.YAMLError, InputError):
         raise
     except Exception:  # '!!int x', '!!bool x', '!!timestamp 1': ValueError, KeyError, ...
         # Not the value in the message: it may be a secret ('password: !!int ...').
@@ -147,6 +193,14 @@ def expand_env(doc: LocatedDocument, value: Any, loc: PathKey = ()) -> Any:
                 loc,
                 hint=f"export {name}=... before running",
             )
+        if _SURROGATE.search(os.environ[name]):
+            # Bytes that are not UTF-8 (Python keeps them as surrogates); not the value:
+            # it may be a secret.
+            raise doc.error(
+                f"environment variable {name} is not UTF-8 text",
+                loc,
+                hint=f"set {name} from a UTF-8 source",
+            )
         return os.environ[name]
 
     return _ENV.sub(substitute, value)
@@ -193,6 +247,55 @@ _QUOTING_PROBLEMS = (
 )
 
 
+# PyYAML's names for what it was reading when it failed, in the words of a script's author.
+_CONTEXTS = {
+    "a quoted scalar": "a quoted string",
+    "a double-quoted scalar": "a quoted string",
+    "a flow sequence": "a [...] list",
+    "a flow mapping": "a {...} mapping",
+    "a block mapping": "the mapping",
+    "a block collection": "the list",
+    "a block scalar": "a | or > text",
+    "a simple key": "a key",
+}
+
+
+def _at(mark: yaml.Mark) -> str:
+    return f"{mark.line + 1}:{mark.column + 1}"
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> tuple[yaml.Mark | None, str, str | None]:
+    """Where to point, what to say and the hint for one PyYAML error.
+
+    PyYAML places an unclosed quote or bracket at the end of the file, where
+    nothing is wrong; its ``context_mark`` is where the quote opened, which is
+    the line to fix. Both places are named, in one line.
+    """
+    problem = exc.problem or exc.context or "invalid YAML"
+    # These two would quote the value itself: an unquoted password such as '!Secret1'
+    # or '*Secret1', or a bot command such as '!help'. Say what to do, not the value.
+    for start, sign, meaning in _QUOTING_PROBLEMS:
+        if problem.startswith(start):
+            problem = f"a value starting with {sign!r} is read as a YAML {meaning}"
+            return exc.problem_mark or exc.context_mark, problem, "put the value in quotes"
+    hint = None
+    if problem.startswith("expected <block end>"):
+        hint = "check this line's indentation, and that every quote above it is closed"
+    opened, found = exc.context_mark, exc.problem_mark
+    if opened is None or found is None or exc.problem is None or exc.context is None:
+        return found or opened, problem, hint
+    if (opened.line, opened.column) == (found.line, found.column):
+        return found, problem, hint
+    what = exc.context.removeprefix("while scanning ").removeprefix("while parsing ")
+    what = _CONTEXTS.get(what, what)
+    if "end of stream" in problem or "<stream end>" in problem:
+        return opened, f"{what} is not closed (found the end of the file at {_at(found)})", hint
+    if what == "a key":
+        # 'foo' alone on a line, then 'bar: 1': the line without ':' is the one to fix.
+        return opened, f"{problem} after this key (looked up to {_at(found)})", hint
+    return found, f"{problem} (in {what} that starts at {_at(opened)})", hint
+
+
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int = 0) -> int:
     """How many values ``node`` stands for with its aliases expanded (each node counted once).
 
@@ -221,7 +324,7 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int = 0) -> in
 
 def parse(text: str, path: str) -> LocatedDocument:
     """Parse one YAML document, keeping positions; YAML errors become InputError."""
-    doc = LocatedDocument(path=path, data=None)
+    doc = LocatedDocument(path=path, data=None, text=text)
     try:
         loader = _LocatingLoader(text)
     except yaml.reader.ReaderError as exc:
@@ -246,15 +349,7 @@ def parse(text: str, path: str) -> LocatedDocument:
         if node is not None:
             doc.data = _build(loader, node, (), doc, 0)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        hint = None
-        # These two would quote the value itself: an unquoted password such as '!Secret1'
-        # or '*Secret1', or a bot command such as '!help'. Say what to do, not the value.
-        for start, sign, meaning in _QUOTING_PROBLEMS:
-            if problem.startswith(start):
-                problem = f"a value starting with {sign!r} is read as a YAML {meaning}"
-                hint = "put the value in quotes"
+        mark, problem, hint = _yaml_problem(exc)
         raise InputError(
             f"invalid YAML: {problem}",
             path=path,
@@ -275,7 +370,136 @@ def load(path: str | os.PathLike[str], what: str) -> LocatedDocument:
     return parse(read_text(path, what), os.fspath(path))
 
 
-_KIND = {str: "text", int: "a number", float: "a number", bool: "true/false", list: "a list"}
+@dataclass(frozen=True)
+class FileKind:
+    """How errors speak of one kind of file: where its keys are documented, what it is not."""
+
+    reference: str  # where its keys are documented, for the unknown-key hint
+    # Top-level keys of another kind of file, with the hint that says so.
+    foreign_keys: Mapping[str, str] = field(default_factory=dict)
+    # Each regex a field must match, in words ("a name of letters, ...").
+    patterns: Mapping[str, str] = field(default_factory=dict)
+
+
+_KIND = {
+    str: "text",
+    int: "a number",
+    float: "a number",
+    bool: "true/false",
+    list: "a list",
+    dict: "a mapping",
+    date: "a date",
+    datetime: "a date",
+}
+
+# What each pydantic type error asked for, in the file's words.
+_EXPECTED = {
+    "string_type": "text",
+    "bool_type": "true/false",
+    "bool_parsing": "true/false",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "list_type": "a list",
+    "dict_type": "'key: value' entries",
+    "model_type": "'key: value' entries",
+    "model_attributes_type": "'key: value' entries",
+}
+_TAG_WORDS = {"text": "text", "mapping": "a mapping", "list": "a list"}
+# The two spellings of a value that takes text or a mapping, by key.
+_EXAMPLES = {
+    "send": "send: TEXT or send: {text: ...}",
+    "expect": "expect: TEXT or expect: {body: ...}",
+    "redact": "redact: NAME or redact: {message: NAME}",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "more than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+# What one empty list should hold, by key.
+_ITEMS = {"messages": "step", "expect_unordered": "expectation", "one_of": "text"}
+
+
+_WHOLE_FILE = "the file"
+
+
+def _kind_of(value: Any) -> str:
+    """The shape of a value, never the value itself: it may be a secret."""
+    if isinstance(value, float) and not value.is_integer():
+        return "a number with a fraction"
+    return "nothing" if value is None else _KIND.get(type(value), type(value).__name__)
+
+
+def _wanted(error: ErrorDetails) -> list[str]:
+    """What ``error`` says the value should have been; empty if it is no type error."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "union_tag_invalid":
+        tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        return [_TAG_WORDS.get(tag, tag) for tag in tags]
+    if kind in _BOUNDS:
+        bound, words = _BOUNDS[kind]
+        return [f"a number {words} {ctx[bound]:g}"] if bound in ctx else []
+    return [_EXPECTED[kind]] if kind in _EXPECTED else []
+
+
+def _alternatives(options: list[str]) -> str:
+    unique = list(dict.fromkeys(options))
+    if "a number" in unique and "a whole number" in unique:
+        unique.remove("a whole number")
+    return ", ".join(unique[:-1]) + " or " + unique[-1] if len(unique) > 1 else unique[0]
+
+
+def _in_words(
+    error: ErrorDetails, alike: list[ErrorDetails], dotted: str, key: str, kind: FileKind
+) -> str:
+    """One pydantic error as the file's author would say it: no pydantic terms, no class names.
+
+    ``alike`` are the errors at the same place: a value that may be text or a
+    number fails as both, and the message names both.
+    """
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    got = _kind_of(value)
+    wanted = [w for e in alike for w in _wanted(e)]
+    if isinstance(value, float) and not math.isfinite(value) and error["type"] in _BOUNDS:
+        return f"{dotted}: must be a finite number, not {value}"  # .nan, .inf
+    if error["type"] in _BOUNDS and len(wanted) == 1:
+        bound, words = _BOUNDS[error["type"]]
+        return f"{dotted}: must be {words} {ctx[bound]:g}"
+    if wanted:
+        example = (
+            f" ({_EXAMPLES[key]})"
+            if error["type"] == "union_tag_invalid" and key in _EXAMPLES
+            else ""
+        )
+        return f"{dotted}: expected {_alternatives(wanted)}{example}, got {got}"
+    if error["type"] == "too_short":
+        least = ctx.get("min_length", 1)
+        item = _ITEMS.get(key, "item")
+        return f"'{dotted}' is empty: give at least {'one' if least == 1 else least} {item}"
+    if error["type"] == "too_long":
+        return f"{dotted}: at most {ctx.get('max_length')} items"
+    if error["type"] == "string_too_short":
+        return f"{dotted}: must not be empty"
+    if error["type"] == "string_too_long":
+        return f"{dotted}: at most {ctx.get('max_length')} characters"
+    if error["type"] == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern", ""))
+        words = kind.patterns.get(pattern, f"text that matches {pattern}")
+        return f"{dotted}: must be {words}"
+    if error["type"] == "literal_error":
+        return f"{dotted}: must be {ctx.get('expected')}"
+    # Our own PydanticCustomErrors already speak plainly; pydantic's others start
+    # "Input should be ..." or "Value error, ...".
+    text = error["msg"].removeprefix("Value error, ")
+    if text.startswith("Input should be "):
+        text = "should be " + text.removeprefix("Input should be ")
+    # A rule about the whole file (e.g. "needs 'password' or 'access_token'") is its own line.
+    return text if dotted == _WHOLE_FILE else f"{dotted}: {text}"
 
 
 def _in_document(doc: LocatedDocument, loc: tuple[Any, ...], *, keep_last: bool) -> PathKey:
@@ -295,30 +519,33 @@ def _in_document(doc: LocatedDocument, loc: tuple[Any, ...], *, keep_last: bool)
     return kept
 
 
-def validation_error(doc: LocatedDocument, exc: ValidationError) -> InputError:
+def validation_error(doc: LocatedDocument, exc: ValidationError, kind: FileKind) -> InputError:
     """The first pydantic error, placed at its line, in words a user can act on."""
     errors = exc.errors(include_url=False)
     # A misspelt key is reported twice: as unknown and as the missing key it was meant
     # to be. The unknown one points at the line to fix.
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = _in_document(doc, tuple(first["loc"]), keep_last=first["type"] == "missing")
-    kind = first["type"]
-    dotted = ".".join(str(part) for part in loc) or "the file"
-    if kind == "extra_forbidden":
+    dotted = ".".join(str(part) for part in loc) or _WHOLE_FILE
+    key = next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
+    hint = None
+    if first["type"] == "extra_forbidden":
         pos = doc.position_of(loc, prefer_key=True)
-        message, hint = f"unknown key {loc[-1]!r}", "check the spelling; see the README"
-    elif kind == "missing":
+        message = f"unknown key {loc[-1]!r}"
+        foreign = kind.foreign_keys.get(key) if len(loc) == 1 else None
+        hint = foreign or f"check the spelling; see {kind.reference}"
+    elif first["type"] == "missing":
         pos = doc.position_of(loc)
-        message, hint = f"missing required key {loc[-1]!r}", None
-    elif kind == "model_type":
-        # pydantic's text names our private model class; say what the file needs instead.
-        pos = doc.position_of(loc)
-        value = first.get("input")
-        got = "nothing" if value is None else _KIND.get(type(value), type(value).__name__)
-        message, hint = f"{dotted}: expected 'key: value' entries, got {got}", None
+        message = f"missing required key {loc[-1]!r}"
     else:
         pos = doc.position_of(loc)
-        message, hint = f"{dotted}: {first['msg']}" if loc else first["msg"], None
+        alike = [
+            e
+            for e in errors
+            if _in_document(doc, tuple(e["loc"]), keep_last=False) == loc
+            and e["type"] not in ("extra_forbidden", "missing")
+        ]
+        message = _in_words(first, alike, dotted, key, kind)
         ctx = first.get("ctx") or {}
         if "hint" in ctx:
             hint = str(ctx["hint"])

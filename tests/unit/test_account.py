@@ -211,3 +211,30 @@ def test_user_id_from_the_environment_is_not_echoed(
         tmp_path, "user: ${MBT_TEST_USER}\nhomeserver_url: http://x.org\npassword: x\n"
     )
     assert_secret_absent(str(error))
+
+
+def test_a_script_given_as_the_account_file_says_so(tmp_path: Path) -> None:
+    # Regression: '--account ping.yaml' said only "unknown key 'messages'".
+    error, path = load_error(tmp_path, "messages:\n  - send: '!ping'\n    expect: pong\n")
+    assert str(error) == f"{path}:1:1: unknown key 'messages'"
+    assert error.hint == (
+        "this looks like a script, not an account file: an account file has user,"
+        " password or access_token, homeserver_url"
+    )
+
+
+def test_an_unknown_account_key_points_at_the_readme_section(tmp_path: Path) -> None:
+    error, path = load_error(tmp_path, BASE + "password: x\npasword: y\n")
+    assert str(error) == f"{path}:4:1: unknown key 'pasword'"
+    assert error.hint == "check the spelling; see the README's 'The account file' section"
+
+
+def test_a_lone_surrogate_in_a_password_is_refused_without_the_password(tmp_path: Path) -> None:
+    error, path = load_error(tmp_path, BASE + f'password: "{SECRET}\\ud800"\n')
+    assert str(error).startswith(f"{path}:3:{12 + len(SECRET)}: a lone surrogate \\ud800")
+    assert_secret_absent(str(error), error.one_line())
+
+
+def test_a_wrong_type_is_said_in_plain_words_without_the_value(tmp_path: Path) -> None:
+    error, path = load_error(tmp_path, BASE + f"password: [{SECRET}]\n")
+    assert str(error) == f"{path}:3:11: password: expected text, got a list"

@@ -22,6 +22,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from test_error_words import PYDANTIC_ISMS
 
 from matrix_bot_tester import language
 from matrix_bot_tester.account import Account, load_account, parse_account
@@ -70,6 +71,8 @@ def check_outcome(load: Any, source: Any, kind: type, seconds: float = HANG) -> 
         assert "\n" not in text and "\r" not in text, repr(text)
         assert text.strip(), "an empty error message"
         assert len(text) < 20_000, f"an error message of {len(text)} characters"
+        for phrase in PYDANTIC_ISMS:
+            assert phrase not in text, text
         assert error.exit_code == 2
     else:
         assert isinstance(value, kind)

@@ -227,20 +227,20 @@ def test_missing_messages_is_reported(tmp_path: Path) -> None:
 def test_empty_messages_list_is_an_error(tmp_path: Path) -> None:
     error, path = load_error(tmp_path, "messages: []\n")
     assert_points_at(error, path, 1, 11)
-    assert "at least 1" in str(error)
+    assert str(error).endswith("'messages' is empty: give at least one step")
 
 
 def test_negative_timeout_is_an_error(tmp_path: Path) -> None:
     error, path = load_error(tmp_path, "timeout: -1\nmessages:\n  - send: hi\n")
     assert_points_at(error, path, 1, 10)
     assert "timeout" in str(error)
-    assert "greater than 0" in str(error)
+    assert str(error).endswith("timeout: must be more than 0")
 
 
 def test_text_timeout_is_an_error(tmp_path: Path) -> None:
     error, path = load_error(tmp_path, "timeout: abc\nmessages:\n  - send: hi\n")
     assert_points_at(error, path, 1, 10)
-    assert "valid number" in str(error)
+    assert str(error).endswith("timeout: expected a number, got text")
 
 
 def test_boolean_timeout_is_an_error(tmp_path: Path) -> None:
@@ -383,3 +383,113 @@ def test_deeply_nested_block_input_is_refused(tmp_path: Path) -> None:
     assert "nested too deeply" in str(error)
     assert error.line is not None
     assert str(error).startswith(f"{path}:{error.line}:")
+
+
+# ------------------------------------------------ text that Matrix would refuse mid-run
+
+
+def test_a_lone_surrogate_is_refused_at_its_escape(tmp_path: Path) -> None:
+    # Regression: PyYAML decodes "\ud800" to a lone surrogate; it passed validate,
+    # then the homeserver answered 500 and the run ended as an infrastructure error.
+    error, path = load_error(tmp_path, 'messages:\n  - send: "!echo \\ud800"\n')
+    assert_points_at(error, path, 2, 18)
+    assert "a lone surrogate \\ud800 cannot be sent: Matrix text is UTF-8" in str(error)
+    assert error.hint is not None and "character itself" in error.hint
+    assert error.one_line().isascii()
+
+
+def test_a_lone_surrogate_in_an_expectation_is_refused_too(tmp_path: Path) -> None:
+    error, path = load_error(tmp_path, 'messages:\n  - expect: {body: {contains: "\\uDC00"}}\n')
+    assert_points_at(error, path, 2, 32)
+
+
+def test_a_surrogate_pair_is_the_character_it_stands_for() -> None:
+    # JSON readers join "\ud83d\ude00" into one emoji; so must we, or the
+    # expectation could never equal the reply.
+    script = parse_script('messages:\n  - send: "\\ud83d\\ude00"\n    expect: "\\U0001F600"\n')
+    assert script.steps[0].send == "\U0001f600" == script.steps[0].expect
+
+
+def test_an_environment_variable_that_is_not_utf8_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MBT_NOT_UTF8", "caf\udce9")  # the byte 0xE9, as os.environ keeps it
+    error, path = load_error(tmp_path, "messages:\n  - send: ${MBT_NOT_UTF8}\n")
+    assert_points_at(error, path, 2, 11)
+    assert "environment variable MBT_NOT_UTF8 is not UTF-8 text" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("step", "key"),
+    [
+        pytest.param("send: " + "a" * 70_000, "send", id="send"),
+        pytest.param(
+            "send: {text: '" + "é" * 31_000 + "'}",
+            "send",
+            id="utf8-bytes",
+        ),
+        pytest.param("send: {markdown: '" + "**b** " * 11_000 + "'}", "send", id="markdown-twice"),
+        pytest.param("send: {html: '" + "<b>x</b>" * 8_000 + "'}", "send", id="html"),
+        pytest.param(
+            "send_event: {type: x, content: {a: '" + "a" * 61_000 + "'}}", "send_event", id="raw"
+        ),
+    ],
+)
+def test_a_message_too_big_for_matrix_is_refused_with_its_size(
+    tmp_path: Path, step: str, key: str
+) -> None:
+    # Regression: 70,000 characters passed validate, then the server answered
+    # M_TOO_LARGE and the run ended as an infrastructure error.
+    error, path = load_error(tmp_path, f"messages:\n  - {step}\n")
+    assert_points_at(error, path, 2, 5)
+    assert f"{key}: this message is " in str(error)
+    assert "bytes as JSON; a step may send at most 60,000" in str(error)
+
+
+def test_an_edit_too_big_for_matrix_is_refused(tmp_path: Path) -> None:
+    # An edit carries its text twice: the fallback body and m.new_content.
+    big = "a" * 35_000
+    error, path = load_error(
+        tmp_path, f"messages:\n  - send: x\n    name: m\n  - edit: {{message: m, text: {big}}}\n"
+    )
+    assert_points_at(error, path, 4, 5)
+    assert "edit: this message is 70," in str(error)
+
+
+def test_a_big_message_that_fits_loads() -> None:
+    script = parse_script("messages:\n  - send: " + "a" * 59_000 + "\n")
+    assert script.steps[0].send == "a" * 59_000
+
+
+# ---------------------------------------------------------- YAML errors, both places
+
+
+def test_an_unclosed_quote_points_where_it_opens(tmp_path: Path) -> None:
+    # Regression: PyYAML points at the end of the file (4:1), where nothing is wrong.
+    error, path = load_error(tmp_path, 'messages:\n  - send: "!ping\n    expect: pong\n')
+    assert str(error) == (
+        f"{path}:2:11: invalid YAML: a quoted string is not closed"
+        " (found the end of the file at 4:1)"
+    )
+
+
+def test_an_unclosed_bracket_points_where_it_opens(tmp_path: Path) -> None:
+    error, path = load_error(tmp_path, "messages:\n  - expect: [a, b\n")
+    assert str(error) == (
+        f"{path}:2:13: invalid YAML: a [...] list is not closed (found the end of the file at 3:1)"
+    )
+
+
+def test_a_bad_escape_points_at_the_escape_and_names_the_string(tmp_path: Path) -> None:
+    error, path = load_error(tmp_path, 'messages:\n  - send: "a \\q"\n')
+    assert str(error) == (
+        f"{path}:2:15: invalid YAML: found unknown escape character 'q'"
+        " (in a quoted string that starts at 2:11)"
+    )
+
+
+def test_a_line_indented_wrong_says_so(tmp_path: Path) -> None:
+    error, path = load_error(tmp_path, "messages:\n  - send: x\n   expect: y\n")
+    assert_points_at(error, path, 3, 4)
+    assert "(in the list that starts at 2:3)" in str(error)
+    assert error.hint is not None and "indentation" in error.hint

@@ -156,7 +156,7 @@ def test_unknown_key_in_send_points_at_that_key(tmp_path: Path) -> None:
     )
     assert_at(error, path, 4, 7)
     assert "unknown key 'mentoins'" in str(error)
-    assert error.hint == "check the spelling; see the README"
+    assert error.hint == "check the spelling; see docs/script-language.md"
 
 
 def test_unknown_key_in_expect_points_at_that_key(tmp_path: Path) -> None:
