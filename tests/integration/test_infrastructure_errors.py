@@ -48,7 +48,7 @@ def test_unreachable_homeserver_is_infrastructure(
 @pytest.mark.parametrize(
     ("text", "line", "words"),
     [
-        ("messages:\n  - send: [unclosed\n", 3, "invalid YAML"),
+        ("messages:\n  - send: [unclosed\n", 2, "list is not closed"),
         ("messages:\n  - send: hi\n    expext: ho\n", 3, "unknown key 'expext'"),
         ("timeout: soon\nmessages:\n  - send: hi\n", 1, "timeout"),
     ],
