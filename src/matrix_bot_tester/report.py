@@ -186,6 +186,9 @@ class ConsoleReporter:
         slowest = slowest_steps(results)
         if slowest and len(results) >= 2:
             self.console.print(slowest_steps_table(slowest))
+        pushed_back = rate_limit_line(results)
+        if pushed_back:
+            self.console.print(pushed_back, highlight=False)
         counts = {outcome: 0 for outcome in Outcome}
         for result in results:
             counts[result.outcome] += 1
@@ -194,6 +197,21 @@ class ConsoleReporter:
             if counts[outcome]:
                 parts.append(f"{counts[outcome]} {outcome.value}")
         self.console.print(f"{', '.join(parts)} in {duration:.2f} s", highlight=False)
+
+
+def rate_limit_line(results: list[ConversationResult]) -> str | None:
+    """What the homeserver's rate limits cost the run, in one line; None if nothing.
+
+    Without -v nothing else says why conversations took so long.
+    """
+    waited = sum(step.rate_limited for result in results for step in result.steps)
+    reused = sum(1 for result in results if any(" reused " in w for w in result.warnings))
+    if waited <= 0 and not reused:
+        return None
+    line = f"rate limits: waited {waited:.1f} s in all for the homeserver (not counted as latency)"
+    if reused:
+        line += f"; {reused} conversation{'' if reused == 1 else 's'} took over a passed one's DM"
+    return line
 
 
 def slowest_step(result: ConversationResult) -> StepResult | None:

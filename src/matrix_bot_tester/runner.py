@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -119,6 +120,7 @@ class _Suite:
         # lines of two conversations never interleave.
         self.live: int | None = None
         self.held: dict[int, list[StepResult]] = {}
+        self.deferred: list[Callable[[], None]] = []  # finished blocks waiting for the live one
 
     async def run(self) -> None:
         options = self.options
@@ -173,17 +175,23 @@ class _Suite:
             self._go_live(index)
         try:
             await conversation.run(session)
-        finally:
+        except BaseException:  # interrupted, or bad input found mid-run: show what we have
             del self.running[index]
-            if self.live == index:
-                self.live = None
-            else:
-                self._show_held(index)  # its lines so far, also when interrupted
-            self.held.pop(index)
+            self._show_finished(index, None)
+            self._show_deferred()
+            raise
+        del self.running[index]
         result.warnings.extend(self._warnings_for(result.room_id))
-        reporter.conversation_finished(result)
-        if self.live is None and self.running:
-            self._go_live(min(self.running))  # the oldest of those still running
+        if self.live is not None and self.live != index and reporter.verbose:
+            # Another conversation is showing its steps live: this one's block waits
+            # for it to end, so that its late lines never read as this one's.
+            self.deferred.append(partial(self._show_finished, index, result))
+        else:
+            self._show_finished(index, result)
+        if self.live is None:
+            self._show_deferred()
+            if self.running:
+                self._go_live(min(self.running))  # the oldest of those still running
         room_id = result.room_id
         if (
             _leaves(script, options, result)
@@ -201,6 +209,21 @@ class _Suite:
             self.reporter.step_finished(step)
         else:
             self.held[index].append(step)
+
+    def _show_finished(self, index: int, result: ConversationResult | None) -> None:
+        """The rest of a conversation's lines; with ``result``, its outcome line too."""
+        if self.live == index:
+            self.live = None
+        else:
+            self._show_held(index)
+        self.held.pop(index, None)
+        if result is not None:
+            self.reporter.conversation_finished(result)
+
+    def _show_deferred(self) -> None:
+        shows, self.deferred[:] = list(self.deferred), []
+        for show in shows:
+            show()
 
     def _go_live(self, index: int) -> None:
         self.live = index
@@ -248,7 +271,12 @@ async def _leave_spares(session: Session, reporter: ConsoleReporter) -> None:
     leave = getattr(session, "leave", None)
     if take is None or leave is None:
         return
-    for room_id in take():
+    rooms = take()
+    if rooms and (reporter.verbose or getattr(session, "rate_limited_seconds", 0)):
+        # Under rate limits this takes a while (5 s a room at Synapse's defaults): say so.
+        count = f"{len(rooms)} room{'' if len(rooms) == 1 else 's'}"
+        reporter.console.print(f"leaving the {count} kept for reuse", highlight=False)
+    for room_id in rooms:
         try:
             await leave(room_id)
         except InfrastructureError as exc:

@@ -698,11 +698,11 @@ class NioSession:
         directly, briefly, whether it still answers.
         """
         if self._sync_failing_since is not None:
-            lost_for = time.monotonic() - self._sync_failing_since
+            # No duration: the sync notices a frozen server only when it times out,
+            # so "since when" would understate how long the server has been gone.
             raise InfrastructureError(
-                f"{what}: lost the homeserver at {self.url} for the last {lost_for:.0f} s"
-                f" ({self._sync_failure})",
-                hint="is the homeserver running?",
+                f"{what}: lost the homeserver at {self.url} ({self._sync_failure})",
+                hint="is the homeserver running, or frozen?",
             )
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):

@@ -148,3 +148,20 @@ def test_no_color_turns_colour_off_even_on_a_terminal(monkeypatch: pytest.Monkey
     assert not COLOUR.search(text)
     plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
     assert plain.splitlines()[-1] == "2 passed, 1 failed, 1 error in 3.50 s"
+
+
+def test_rate_limit_waits_and_takeovers_get_a_line_before_the_totals() -> None:
+    results = run()
+    results[0].steps[0].rate_limited = 4.5
+    results[2].steps[0].rate_limited = 5.25
+    results[2].warnings.append("room !r:x reused from an earlier conversation: limits")
+    lines = summary(results).splitlines()
+    assert lines[-2] == (
+        "rate limits: waited 9.8 s in all for the homeserver (not counted as latency);"
+        " 1 conversation took over a passed one's DM"
+    )
+    assert lines[-1] == "2 passed, 1 failed, 1 error in 3.50 s"
+
+
+def test_no_rate_limit_line_when_nothing_was_held_back() -> None:
+    assert "rate limits" not in summary(run())
