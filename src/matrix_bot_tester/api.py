@@ -42,7 +42,7 @@ from matrix_bot_tester import conversation as engine
 from matrix_bot_tester.account import Account, load_account
 from matrix_bot_tester.errors import InfrastructureError, InputError
 from matrix_bot_tester.language import Step
-from matrix_bot_tester.report import failure_text
+from matrix_bot_tester.report import failure_text, shown_path
 from matrix_bot_tester.result import (
     ConversationResult,
     Failure,
@@ -225,17 +225,9 @@ def _caller() -> tuple[str, int]:
     while frame is not None:
         filename = os.path.normcase(os.path.abspath(frame.f_code.co_filename))
         if filename != _THIS_FILE and not filename.startswith(_SKIPPED):
-            return _relative(frame.f_code.co_filename), frame.f_lineno
+            return shown_path(frame.f_code.co_filename), frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
     return "<python>", 0
-
-
-def _relative(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
 
 
 class Conversation:

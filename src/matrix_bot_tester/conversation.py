@@ -390,6 +390,9 @@ class Conversation:
             raise
         finally:
             result.duration = round(time.monotonic() - self._start, 3)
+            # In time order: a reply is written down when a step takes it, which for a
+            # streamed answer is after its edits (stable: equal times keep their order).
+            result.transcript.sort(key=lambda entry: entry.at)
         return result
 
     def _current_step(self) -> StepResult | None:

@@ -145,12 +145,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-def _display_path(path: Path) -> str:
-    """The path as failures show it: relative to where pytest runs, when under it."""
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith("..") else rel
-
-
 def _item_name(path: Path) -> str:
     name = path.name
     for suffix in SCRIPT_SUFFIXES:
@@ -163,10 +157,11 @@ class ScriptFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from matrix_bot_tester.errors import InputError
+        from matrix_bot_tester.report import shown_path
         from matrix_bot_tester.script import Role, load_script
 
         try:
-            script = load_script(_display_path(self.path))
+            script = load_script(shown_path(self.path))
         except InputError as exc:
             raise self.CollectError(exc.one_line()) from None
         run = _run_dm_script if script.role is Role.CLIENT else _run_script

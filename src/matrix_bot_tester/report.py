@@ -270,7 +270,7 @@ def slowest_steps_table(slowest: list[tuple[ConversationResult, StepResult]]) ->
     table.add_column("step", justify="right", no_wrap=True)
     table.add_column("sent", overflow="fold")
     for result, step in slowest:
-        where = f"{step.path or result.script_path}:{step.line}"
+        where = f"{shown_path(step.path or result.script_path)}:{step.line}"
         table.add_row(
             _ms(step.latency or 0.0),
             Text(f"{result.name} ({where})"),
@@ -278,6 +278,19 @@ def slowest_steps_table(slowest: list[tuple[ConversationResult, StepResult]]) ->
             Text(_short(step.send, 40)) if step.send is not None else "—",
         )
     return table
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as short as it is clear: relative to here when it is below here.
+
+    Failures, tables and the Python API all name scripts this way, so one
+    script reads the same in each.
+    """
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive, on Windows
+        return os.fspath(path)
+    return os.fspath(path) if relative.startswith("..") else relative
 
 
 def _ms(seconds: float | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -165,3 +166,15 @@ def test_rate_limit_waits_and_takeovers_get_a_line_before_the_totals() -> None:
 
 def test_no_rate_limit_line_when_nothing_was_held_back() -> None:
     assert "rate limits" not in summary(run())
+
+
+def test_the_slowest_steps_show_scripts_below_here_by_their_relative_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    results = run()
+    results[1].script_path = str(tmp_path / "examples" / "conversations" / "slow.yaml")
+    results[2].script_path = "/elsewhere/middling.yaml"
+    text = summary(results)
+    assert "slow (examples/conversations/slow.yaml:3)" in text
+    assert "middling (/elsewhere/middling.yaml:3)" in text

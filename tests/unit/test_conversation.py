@@ -64,7 +64,8 @@ def test_passing_result_names_room_user_and_partner() -> None:
 def test_the_transcript_keeps_each_events_type_and_whole_content() -> None:
     html = {"msgtype": "m.notice", "body": "Baz", "format": "org.matrix.custom.html"}
     replies: list[str | Reply] = ["Bar", bot_says("Baz"), "Baz", "hrm"]
-    replies[1] = Reply(event={**bot_says("Baz").event, "content": html}, arrived=0.0)
+    baz = bot_says("Baz")
+    replies[1] = Reply(event={**baz.event, "content": html}, arrived=baz.arrived)
     result = run(CLIENT_REPLAY, FakeSession(replies))
     sent, received = result.transcript[0].message, result.transcript[1].message
     assert (sent.type, sent.content) == ("m.room.message", {"msgtype": "m.text", "body": "Foo"})

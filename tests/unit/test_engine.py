@@ -601,6 +601,17 @@ def test_transcript_shows_the_edit() -> None:
     assert received[-1] == ("received", "42", 0)
 
 
+def test_transcript_of_a_streamed_answer_is_in_time_order() -> None:
+    # The step takes the draft after its edit arrived; the transcript still puts
+    # the draft at its own time, before the edit.
+    draft = message("Thinking…")
+    session = FakeSession([draft, later(edit(draft, "42"), 0.5)])
+    result = run(script("  - send: q\n    expect: '42'\n"), session)
+    times = [entry.at for entry in result.transcript]
+    assert times == sorted(times)
+    assert result.transcript[-1].message.body == "42 (edited)"
+
+
 def test_edit_does_not_consume_an_expectation() -> None:
     first = message("one")
     session = FakeSession([first, edit(first, "one!"), message("two")])
