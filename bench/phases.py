@@ -12,10 +12,10 @@ after the other, each over ``--rooms`` rooms, that many at a time:
 
 ``open``
     ``open_dm`` with the bot, as a client-role conversation starts: the
-    profile check, ``createRoom`` with the invite, recording the room in
-    ``m.direct`` (under the session's lock), and waiting until the bot has
-    joined. ``createRoom`` and ``m.direct`` are timed apart (the session's
-    nio client and its m.direct call are wrapped, nothing else changes).
+    profile check (once per run), ``createRoom`` with the invite, and
+    waiting until the bot has joined. ``createRoom`` is timed apart (the
+    session's nio client is wrapped, nothing else changes). Rooms still
+    joined at the end go into ``m.direct`` then, not here.
 ``steps``
     ``--steps`` round trips per room: ``send_text("!echo ...")``, then the
     bot's reply through ``next_event``.
@@ -141,11 +141,9 @@ async def measure(
     try:
         # Wrap the instance's calls (not the class): the session's own code runs unchanged.
         created: list[float] = []
-        direct: list[float] = []
         client = session._client
         client.room_create = timed(created, client.room_create)
-        session._mark_direct = timed(direct, session._mark_direct)  # type: ignore[method-assign,assignment]
-        opened.parts = {"createRoom": created, "m.direct": direct}
+        opened.parts = {"createRoom": created}
         room_ids: list[str] = []
 
         async def open_one() -> None:

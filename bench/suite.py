@@ -30,7 +30,7 @@ What one run does:
 From the JSON report: per-step latency (``StepResult.latency``: from the
 tester's send having returned to the reply's arrival), the time each
 conversation took to open its DM (its start to its first send: room
-creation, the invite, ``m.direct``, the bot's join) and each conversation's
+creation, the invite, the bot's join) and each conversation's
 duration. Leaving the room afterwards is outside ``duration``; in a ``-j 1``
 run the gap between the report's total and the sum of the durations is
 mostly that (plus connecting once).
@@ -372,12 +372,23 @@ def account_file(world: World, label: str) -> tuple[Path, str]:
     return path, user.user_id
 
 
-def tester_run(world: World, label: str, scripts: Path, jobs: int, deadline: float) -> RunResult:
+def tester_run(
+    world: World,
+    label: str,
+    scripts: Path,
+    jobs: int,
+    deadline: float,
+    profile: Path | None = None,
+) -> RunResult:
     tester = Path(sys.executable).parent / "matrix-bot-tester"
     report_path = world.temp / f"report-{label}.json"
     log = world.temp / f"output-{label}.txt"
     account, user_id = account_file(world, label)
+    # Under cProfile the CPU figures include the profiler's own cost: compare
+    # profiled runs with profiled runs only.
+    profiler = [] if profile is None else [sys.executable, "-m", "cProfile", "-o", str(profile)]
     command = [
+        *profiler,
         str(tester),
         "run",
         str(scripts),
@@ -562,6 +573,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-seconds", type=float, default=1800.0, help="deadline for the whole benchmark"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run the tester under cProfile and keep each run's profile in DIR"
+        " (read them with pstats; the CPU figures then include the profiler)",
+    )
     args = parser.parse_args(argv)
     if args.conversations < 1 or args.steps < 1:
         parser.error("--conversations and --steps must be at least 1")
@@ -597,7 +615,11 @@ def main(argv: list[str] | None = None) -> int:
             for number, jobs in enumerate(args.jobs):
                 label = f"j{jobs}-{number}"
                 print(f"running -j {jobs}...", flush=True)
-                run = tester_run(world, label, temp / "suite", jobs, deadline)
+                profile = None
+                if args.profile is not None:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    profile = args.profile.resolve() / f"{label}.prof"
+                run = tester_run(world, label, temp / "suite", jobs, deadline, profile)
                 print(
                     f"  -j {jobs}: {run.passed}/{run.conversations} passed in"
                     f" {run.usage.wall:.1f} s",

@@ -136,7 +136,7 @@ async def _record(options: RecordOptions, err: Console) -> None:
             who = f"talk to {options.bot} there from your client"
         else:
             room_id = await session.open_dm(
-                options.bot, wait_for_join=True, timeout=options.timeout
+                options.bot, wait_for_join=True, timeout=options.timeout, show_now=True
             )
             where = f"in a new DM with {options.bot} ({room_id})"
             who = f"talk to the bot there from your client, as {account.user}"

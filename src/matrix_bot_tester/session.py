@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import aiohttp
 from nio import (
@@ -83,6 +83,9 @@ DEVICE_NAME = "matrix-bot-tester"
 # Leaving is a message to the server's rate limiter, queued behind the sends of
 # the conversations still running (at default limits, 5 s each).
 LEAVE_TIMEOUT = 30.0
+# Recording kept DMs in m.direct as the session closes: two small requests; a
+# homeserver that does not answer them at once must not hold up the exit.
+MARK_DIRECT_AT_CLOSE_TIMEOUT = 1.0
 # A homeserver unreachable this long ends any wait (exit 3), deadline or not.
 SERVER_GONE_AFTER = 15.0
 # How long a homeserver has to answer "are you there?" when a step times out.
@@ -124,6 +127,15 @@ STREAM_FILTER: dict[str, Any] = {
         "account_data": _NOTHING,
     },
 }
+
+
+def _as_query_value(sync_filter: dict[str, Any]) -> str:
+    return quote(json.dumps(sync_filter, separators=(",", ":")), safe="")
+
+
+# Encoded once: the sync loop sends its filter with every request.
+INITIAL_FILTER_QUERY = _as_query_value(INITIAL_FILTER)
+STREAM_FILTER_QUERY = _as_query_value(STREAM_FILTER)
 
 
 class TokenRejected(InfrastructureError):
@@ -212,6 +224,8 @@ class NioSession:
         self._dm_partners: dict[str, str] = {}  # DMs this run created -> the partner
         self._spare_dms: dict[str, list[str]] = {}  # partner -> finished DMs, oldest first
         self._joined_at_start: set[str] = set()
+        self._known_users: set[str] = set()  # partners whose profile was found
+        self._shown_as_dm: dict[str, str] = {}  # rooms already in m.direct -> the partner
         self._accept_invites = False
         self._invites_listed = False
         self._invites_listing = asyncio.Lock()
@@ -384,7 +398,9 @@ class NioSession:
             for room_id in joined.rooms:
                 self._rooms[room_id] = _RoomFeed(counting=True)
                 self._joined_at_start.add(room_id)
-        status, first = await self._raw("GET", self._sync_path(0, INITIAL_FILTER), None, deadline)
+        status, first = await self._raw(
+            "GET", self._sync_path(0, INITIAL_FILTER_QUERY), None, deadline
+        )
         if status != 200 or not isinstance(first, dict) or "next_batch" not in first:
             error = _matrix_error(status, first)
             if "M_UNKNOWN_TOKEN" in error:
@@ -454,6 +470,7 @@ class NioSession:
 
     async def close(self) -> None:
         """Stop syncing and, after a password login, log out so devices don't pile up."""
+        await self._mark_kept_dms()
         tasks = [t for t in (self._sync_task, *self._join_tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -507,11 +524,11 @@ class NioSession:
             # Let the woken conversation run before we build the next sync request.
             await asyncio.sleep(0)
 
-    def _sync_path(self, timeout_ms: int, sync_filter: dict[str, Any]) -> str:
-        query = {"timeout": str(timeout_ms), "filter": json.dumps(sync_filter)}
+    def _sync_path(self, timeout_ms: int, filter_query: str) -> str:
+        path = f"/_matrix/client/v3/sync?timeout={timeout_ms}&filter={filter_query}"
         if self._since:
-            query["since"] = self._since
-        return "/_matrix/client/v3/sync?" + urlencode(query)
+            path += "&since=" + quote(self._since, safe="")
+        return path
 
     async def _sync_request(self) -> tuple[int, Any]:
         """One long-polling /sync as a plain request and ``json.loads``.
@@ -523,7 +540,7 @@ class NioSession:
         """
         response = await self._client.send(
             "GET",
-            self._sync_path(SYNC_LONG_POLL_MS, STREAM_FILTER),
+            self._sync_path(SYNC_LONG_POLL_MS, STREAM_FILTER_QUERY),
             headers={"Authorization": f"Bearer {self._client.access_token}"},
             timeout=SYNC_LONG_POLL_MS / 1000 + 15,
         )
@@ -719,7 +736,16 @@ class NioSession:
 
     # ------------------------------------------------------ Session protocol
 
-    async def open_dm(self, partner: str, *, wait_for_join: bool, timeout: float) -> str:
+    async def open_dm(
+        self, partner: str, *, wait_for_join: bool, timeout: float, show_now: bool = False
+    ) -> str:
+        """A new DM with ``partner`` (or a spare one while room creation is rate-limited).
+
+        The room goes into the account's ``m.direct`` when the session closes, and
+        only if it is still joined then: a suite's hundreds of rooms, left as
+        they finish, would otherwise pile up there, at two requests a room.
+        ``show_now`` records it at once, for a person who will use it meanwhile.
+        """
         deadline = time.monotonic() + timeout
         await self._check_user_exists(partner, deadline)
         room_id, reused = await self._create_dm(partner, deadline)
@@ -727,7 +753,8 @@ class NioSession:
             return room_id
         self._entered.add(room_id)
         self._dm_partners[room_id] = partner
-        await self._mark_direct(partner, room_id, deadline)
+        if show_now:
+            await self._mark_direct({room_id: partner}, deadline)
         if not wait_for_join:
             return room_id
 
@@ -819,7 +846,12 @@ class NioSession:
         return room_id
 
     async def _check_user_exists(self, user_id: str, deadline: float) -> None:
-        """A bot account that does not exist would otherwise look like a bot that never joins."""
+        """A bot account that does not exist would otherwise look like a bot that never joins.
+
+        Asked once per partner and run: accounts are not deleted mid-suite.
+        """
+        if user_id in self._known_users:
+            return
         if user_id.split(":", 1)[-1] != self.account.server_name:
             return  # asking another server would need federation; let the invite tell
         path = f"/_matrix/client/v3/profile/{quote(user_id, safe='')}"
@@ -829,18 +861,34 @@ class NioSession:
                 f"the bot to test, {user_id}, does not exist on {self.url}",
                 hint="check user_to_test (or --bot), or register the bot's account",
             )
+        if status == 200:
+            self._known_users.add(user_id)
 
-    async def _mark_direct(self, partner: str, room_id: str, deadline: float) -> None:
-        """Record the DM in m.direct, as Matrix clients do (nio does not)."""
+    async def _mark_direct(self, partners: dict[str, str], deadline: float) -> None:
+        """Record DMs (room -> partner) in m.direct, as Matrix clients do (nio does not)."""
         path = f"/_matrix/client/v3/user/{quote(self.user_id, safe='')}/account_data/m.direct"
         async with self._direct_lock:
             status, current = await self._raw("GET", path, None, deadline)
             direct = current if status == 200 and isinstance(current, dict) else {}
-            rooms = [r for r in direct.get(partner, []) if isinstance(r, str)]
-            direct[partner] = [*rooms, room_id]
+            for room_id, partner in partners.items():
+                rooms = [r for r in direct.get(partner, []) if isinstance(r, str)]
+                if room_id not in rooms:
+                    direct[partner] = [*rooms, room_id]
             status, _ = await self._raw("PUT", path, direct, deadline)
         if status != 200:
             self.warnings.append(f"could not record the DM in m.direct (HTTP {status})")
+        self._shown_as_dm.update(partners)
+
+    async def _mark_kept_dms(self) -> None:
+        """Record in m.direct the DMs this run created and did not leave (kept to be read)."""
+        kept = {
+            room: partner
+            for room, partner in self._dm_partners.items()
+            if room in self._entered and room not in self._shown_as_dm
+        }
+        if kept and self._fatal is None and self._sync_failing_since is None:
+            with contextlib.suppress(InfrastructureError):
+                await self._mark_direct(kept, time.monotonic() + MARK_DIRECT_AT_CLOSE_TIMEOUT)
 
     async def leave(self, room_id: str, *, timeout: float = LEAVE_TIMEOUT) -> bool:
         """Leave and forget a room this run entered, so test accounts don't pile up rooms.
@@ -911,7 +959,7 @@ class NioSession:
             wanted = INVITES_FILTER
             if only is not None:
                 wanted = {**INVITES_FILTER, "room": {**INVITES_FILTER["room"], "rooms": [only]}}
-            path = "/_matrix/client/v3/sync?timeout=0&filter=" + quote(json.dumps(wanted))
+            path = "/_matrix/client/v3/sync?timeout=0&filter=" + _as_query_value(wanted)
             status, data = await self._raw("GET", path, None, deadline)
             self._invites_listed = only is None
             if status != 200 or not isinstance(data, dict):

@@ -591,7 +591,7 @@ def test_a_gap_in_the_sync_during_a_step_is_fetched_back(
 # ------------------------------------------------------------------ cleanup
 
 
-def test_cleanup_leaves_the_dm(
+def test_cleanup_leaves_the_dm_and_only_kept_dms_go_into_m_direct(
     homeserver: Homeserver,
     command_bot: RegisteredUser,
     register_user: Callable[..., RegisteredUser],
@@ -618,6 +618,10 @@ def test_cleanup_leaves_the_dm(
     rooms = joined()
     assert dm_of(left) not in rooms
     assert dm_of(kept) in rooms
+    # A left room would only clutter the account's DM list (a suite leaves hundreds).
+    direct_path = f"/_matrix/client/v3/user/{quote(tester.user_id, safe='')}/account_data/m.direct"
+    direct = api(homeserver, tester.access_token, "GET", direct_path)
+    assert direct == {command_bot.user_id: [dm_of(kept)]}
 
 
 # ------------------------------------------------------------------ signals
