@@ -123,6 +123,7 @@ class Settings:
     user_id: str
     password: str | None
     access_token: str | None
+    greeting: str | None = None  # said in each room right after joining it
 
 
 # --- message contents: no I/O, so easy to test ---
@@ -207,8 +208,9 @@ Handler = Callable[[str, RoomMessageText, str], Awaitable[None]]
 class CommandBot:
     """The event handlers, and the join tasks they start."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, greeting: str | None = None) -> None:
         self.client = client
+        self.greeting = greeting
         # Matrix timestamps are the server's clock; on one machine (our tests)
         # they agree with ours. A bot on a skewed host would need a margin here.
         self.started_ms = int(time.time() * 1000)
@@ -252,6 +254,8 @@ class CommandBot:
                     error = str(exc) or type(exc).__name__
                 if error is None:
                     log.info("joined %s", room_id)
+                    if self.greeting:
+                        await self.send(room_id, notice(self.greeting))
                     return
                 if delay is None:
                     break
@@ -387,7 +391,7 @@ async def sync_loop(client: AsyncClient) -> None:
 
 async def run(settings: Settings) -> None:
     client = AsyncClient(settings.homeserver, settings.user_id, config=CLIENT_CONFIG)
-    bot = CommandBot(client)
+    bot = CommandBot(client, settings.greeting)
     owns_session = False
     try:
         owns_session = await log_in(client, settings)
@@ -438,6 +442,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument("--password", help="env MBT_BOT_PASSWORD")
     secret.add_argument("--access-token", metavar="TOKEN", help="env MBT_BOT_ACCESS_TOKEN")
+    parser.add_argument(
+        "--greeting", metavar="TEXT", help="say this on joining a room; env MBT_BOT_GREETING"
+    )
     args = parser.parse_args(argv)
 
     env = os.environ.get
@@ -455,7 +462,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             "give exactly one of --password or --access-token "
             "(or MBT_BOT_PASSWORD / MBT_BOT_ACCESS_TOKEN)"
         )
-    return Settings(homeserver, user_id, password or None, token or None)
+    greeting = args.greeting or env("MBT_BOT_GREETING") or None
+    return Settings(homeserver, user_id, password or None, token or None, greeting)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,11 +8,15 @@ The rules that make replies trustworthy live here:
 
 * A watermark: rooms joined before the run only count events from syncs after
   the first one, so history never satisfies an ``expect``.
-* A room entered during the run (created, invited to, joined) counts
-  everything after our own first membership event in it, so a client that
-  speaks before the mock bot has joined is still heard; a gappy (``limited``)
-  first timeline is fetched back until that membership event.
-* Our own events are never replies; event IDs are de-duplicated.
+* A room this run created counts everything in it. A room entered otherwise
+  (invited to, joined) counts everything after our own first membership
+  event in it, so a client that speaks before the mock bot has joined is
+  still heard; a gappy (``limited``) first timeline is fetched back until
+  that membership event.
+* Our own events are never replies; event IDs are de-duplicated. The sync
+  filter leaves them out (each send would otherwise wake the sync loop for
+  its own echo) until something needs them: joining a room by its address,
+  where our join event marks where history ends, or the recorder.
 * Every call has a deadline; 429s are waited out only within it, and a sync
   loop that lost the homeserver turns a timeout into an infrastructure error.
 """
@@ -83,6 +87,7 @@ DEVICE_NAME = "matrix-bot-tester"
 # Leaving is a message to the server's rate limiter, queued behind the sends of
 # the conversations still running (at default limits, 5 s each).
 LEAVE_TIMEOUT = 30.0
+EARLY_EVENTS_KEPT = 50
 # Recording kept DMs in m.direct as the session closes: two small requests; a
 # homeserver that does not answer them at once must not hold up the exit.
 MARK_DIRECT_AT_CLOSE_TIMEOUT = 1.0
@@ -129,13 +134,20 @@ STREAM_FILTER: dict[str, Any] = {
 }
 
 
+def _without_sender(sync_filter: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """``sync_filter`` with ``user_id``'s timeline events left out."""
+    room = sync_filter["room"]
+    timeline = {**room["timeline"], "not_senders": [user_id]}
+    return {**sync_filter, "room": {**room, "timeline": timeline}}
+
+
 def _as_query_value(sync_filter: dict[str, Any]) -> str:
     return quote(json.dumps(sync_filter, separators=(",", ":")), safe="")
 
 
 # Encoded once: the sync loop sends its filter with every request.
 INITIAL_FILTER_QUERY = _as_query_value(INITIAL_FILTER)
-STREAM_FILTER_QUERY = _as_query_value(STREAM_FILTER)
+STREAM_FILTER_QUERY = _as_query_value(STREAM_FILTER)  # with our own events
 
 
 class TokenRejected(InfrastructureError):
@@ -165,6 +177,9 @@ class _RoomFeed:
     seen: set[str] = field(default_factory=set)
     members: dict[str, str] = field(default_factory=dict)  # user -> membership, seen in the run
     keep_own: bool = False  # our own events count too (the recorder: a person using our account)
+    # Others' messages that came before we knew the room is ours (a DM we created,
+    # whose first sync raced createRoom's answer): kept until then, in case it is.
+    early: deque[Reply] = field(default_factory=lambda: deque(maxlen=EARLY_EVENTS_KEPT))
 
 
 def _matrix_error(status: int, data: Any) -> str:
@@ -241,6 +256,9 @@ class NioSession:
         self._sync_failure: str = ""
         self._run_started_ms = 0
         self._since = ""  # the sync loop's position (not nio's: its sync is not used)
+        # The sync loop's filter: without our own events until something needs them.
+        self._stream_filter_query = _as_query_value(_without_sender(STREAM_FILTER, account.user))
+        self._sync_in_flight: asyncio.Future[tuple[int, Any]] | None = None
         self.warnings: list[str] = []
         self.rate_limited_seconds = 0.0
 
@@ -495,8 +513,15 @@ class NioSession:
     async def _sync_forever(self) -> None:
         backoff = 0.25
         while True:
+            self._sync_in_flight = request = asyncio.ensure_future(self._sync_request())
             try:
-                status, response = await self._sync_request()
+                status, response = await request
+            except asyncio.CancelledError:
+                request.cancel()
+                loop_task = asyncio.current_task()
+                if loop_task is not None and loop_task.cancelling():
+                    raise  # the loop itself is being stopped
+                continue  # only the request: the filter changed; ask again from the same point
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 await self._sync_trouble(f"cannot reach the homeserver ({type(exc).__name__})")
                 await asyncio.sleep(backoff)  # back-off before retrying a lost server
@@ -540,7 +565,7 @@ class NioSession:
         """
         response = await self._client.send(
             "GET",
-            self._sync_path(SYNC_LONG_POLL_MS, STREAM_FILTER_QUERY),
+            self._sync_path(SYNC_LONG_POLL_MS, self._stream_filter_query),
             headers={"Authorization": f"Bearer {self._client.access_token}"},
             timeout=SYNC_LONG_POLL_MS / 1000 + 15,
         )
@@ -557,6 +582,18 @@ class NioSession:
         async with self._changed:
             self._changed.notify_all()
 
+    def _sync_own_events(self) -> None:
+        """From now on the sync loop asks for our own events too.
+
+        A request under way with the old filter is cancelled and asked again
+        from the same ``since``, so nothing after this call is missed.
+        """
+        if self._stream_filter_query == STREAM_FILTER_QUERY:
+            return
+        self._stream_filter_query = STREAM_FILTER_QUERY
+        if self._sync_in_flight is not None:
+            self._sync_in_flight.cancel()
+
     async def _absorb(self, response: dict[str, Any]) -> None:
         arrived = time.monotonic()
         rooms = response.get("rooms") or {}  # Synapse leaves out empty sections
@@ -565,11 +602,15 @@ class NioSession:
             events = [e for e in timeline.get("events") or [] if isinstance(e, dict)]
             limited, prev_batch = bool(timeline.get("limited")), timeline.get("prev_batch")
             feed = self._rooms.get(room_id)
-            if feed is None:
+            if feed is None and room_id in self._dm_partners:
+                feed = self._rooms[room_id] = _RoomFeed(counting=True)  # created by this run
+            elif feed is None:
                 feed = self._rooms[room_id] = _RoomFeed(counting=False)
                 if room_id in self._invites:
                     feed.pending_at_start = True
-                if limited and not self._has_my_membership(events):
+                # An empty gappy timeline is a room whose events so far are all ours
+                # (left out by the filter): a DM we are creating. Nothing to fetch.
+                if limited and events and not self._has_my_membership(events):
                     events = (
                         await self._backfill(room_id, prev_batch, self._has_my_membership) + events
                     )
@@ -646,10 +687,13 @@ class NioSession:
                 # Everything after our own first membership event is part of the run.
                 if state_key == self.user_id and membership in ("invite", "join"):
                     feed.counting = True
+                    feed.early.clear()  # before our membership: history, not the run
                     invited_ms = int(event.get("origin_server_ts") or 0)
                     feed.stale = feed.pending_at_start and (
                         invited_ms < self._run_started_ms - STALE_INVITE_MS
                     )
+                elif "state_key" not in event and event.get("sender") != self.user_id:
+                    feed.early.append(Reply(event=event, arrived=arrived))
                 continue
             # Everything non-state from the other side goes to the conversation, which
             # decides what it means (a reply, an edit, a reaction, noise).
@@ -753,6 +797,7 @@ class NioSession:
             return room_id
         self._entered.add(room_id)
         self._dm_partners[room_id] = partner
+        self._count_from_creation(room_id)
         if show_now:
             await self._mark_direct({room_id: partner}, deadline)
         if not wait_for_join:
@@ -805,6 +850,21 @@ class NioSession:
                     hint="does the bot's user ID exist on this homeserver?",
                 )
             return str(created.room_id), False
+
+    def _count_from_creation(self, room_id: str) -> None:
+        """Everything in a room this run created is part of the run.
+
+        Our own events are not synced, so no membership event of ours marks
+        the start: the room counts from its creation, with whatever others said
+        before createRoom's answer came back (a bot's greeting on joining).
+        """
+        feed = self._rooms.setdefault(room_id, _RoomFeed(counting=True))
+        if not feed.counting:
+            feed.counting = True
+            feed.replies.extend(feed.early)
+            if feed.early and room_id not in self._first_spoken:
+                self._first_spoken.append(room_id)
+        feed.early.clear()
 
     async def keep_spare(self, room_id: str, *, limit: int) -> bool:
         """Keep a finished conversation's DM for a later one instead of leaving it now.
@@ -916,6 +976,8 @@ class NioSession:
         deadline = time.monotonic() + timeout
         # An invite from long before the run makes the room's old messages history.
         await self._note_pending_invite(room, deadline)
+        # Our join event marks where the room's history ends: the sync must bring it.
+        self._sync_own_events()
         response = await self._call(f"joining {room}", lambda: self._client.join(room), deadline)
         if not isinstance(response, JoinResponse):
             raise InfrastructureError(
@@ -1042,6 +1104,7 @@ class NioSession:
         own events are never replies) stands.
         """
         self._rooms.setdefault(room_id, _RoomFeed(counting=False)).keep_own = True
+        self._sync_own_events()
 
     def pending_events(self, room_id: str) -> list[Reply]:
         feed = self._rooms.get(room_id)

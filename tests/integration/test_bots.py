@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clirun import EXAMPLES, REPO
+from clirun import EXAMPLES, REPO, run_cli, write_script
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -165,9 +165,16 @@ def _talk(
 
 
 def _bot_env(
-    homeserver: Homeserver, bot: RegisteredUser, *, token: bool = False, password: str | None = None
+    homeserver: Homeserver,
+    bot: RegisteredUser,
+    *,
+    token: bool = False,
+    password: str | None = None,
+    greeting: str | None = None,
 ) -> dict[str, str]:
     env = {"MBT_BOT_HOMESERVER": homeserver.url, "MBT_BOT_USER": bot.user_id}
+    if greeting is not None:
+        env["MBT_BOT_GREETING"] = greeting
     if token:
         env["MBT_BOT_ACCESS_TOKEN"] = bot.access_token
     else:
@@ -515,6 +522,35 @@ def test_command_bot_logs_in_with_a_token_and_leaves_the_session_alone(
     assert process.stop() == 0
     # The token was ours, not the bot's: it must still work after the bot exits.
     assert _device_ids(homeserver, bot) == {bot.device_id}
+
+
+def test_a_greeting_the_bot_sends_on_joining_the_dm_is_heard(
+    homeserver: Homeserver,
+    register_user: RegisterUser,
+    own_command_bot: Callable[..., BotProcess],
+    tmp_path: Path,
+) -> None:
+    """The DM counts from its creation: what the bot says before the first send is a reply.
+
+    The tester's sync leaves out its own events, so no join event of its own
+    marks where the DM's conversation starts; the room's creation does.
+    """
+    bot = register_user()
+    own_command_bot(bot, greeting="Hello! Send !help")
+    tester = register_user()
+    account = write_script(
+        tmp_path,
+        "account.yaml",
+        f'user: "{tester.user_id}"\npassword: "{tester.password}"\n'
+        f'homeserver_url: "{homeserver.url}"\nuser_to_test: "{bot.user_id}"\n',
+    )
+    script = write_script(
+        tmp_path,
+        "greeted.convo.yaml",
+        "messages:\n  - expect: Hello! Send !help\n  - send: '!ping'\n    expect: pong\n",
+    )
+    run = run_cli("run", script, "--account", account, "--no-state")
+    assert run.code == 0, run.stdout + run.stderr
 
 
 def test_command_bot_stops_cleanly_and_logs_out_its_password_session(
