@@ -346,11 +346,21 @@ class NioSession:
                 hint=hint,
             ) from None
         if isinstance(response, ErrorResponse) and response.status_code == "M_UNKNOWN_TOKEN":
-            raise TokenRejected(
-                f"{what}: the homeserver rejected the access token of {self.user_id}",
-                hint="log in again or fix 'access_token' in the account file",
-            )
+            raise self._token_rejected(what)
         return response
+
+    def _token_rejected(self, what: str) -> TokenRejected:
+        return TokenRejected(
+            f"{what}: the homeserver rejected the access token of {self.user_id}",
+            hint="log in again or fix 'access_token' in the account file",
+        )
+
+    def _refusal(self, what: str, status: int, data: Any) -> InfrastructureError:
+        """What a plain request's error answer means: a rejected token, or ``what`` failed."""
+        error = _matrix_error(status, data)
+        if "M_UNKNOWN_TOKEN" in error:
+            return self._token_rejected(what)
+        return InfrastructureError(f"{what} failed: {error}")
 
     def _charge_rate_limit(self, seconds: float) -> None:
         """Count waiting imposed by the server's limits, for the run and its conversation."""
@@ -429,13 +439,7 @@ class NioSession:
             "GET", self._sync_path(0, INITIAL_FILTER_QUERY), None, deadline
         )
         if status != 200 or not isinstance(first, dict) or "next_batch" not in first:
-            error = _matrix_error(status, first)
-            if "M_UNKNOWN_TOKEN" in error:
-                raise TokenRejected(
-                    f"first sync: the homeserver rejected the access token of {self.user_id}",
-                    hint="log in again or fix 'access_token' in the account file",
-                )
-            raise InfrastructureError(f"first sync failed at {self.url}: {error}")
+            raise self._refusal(f"first sync at {self.url}", status, first)
         self._since = str(first["next_batch"])
         self._sync_task = asyncio.create_task(self._sync_forever(), name="matrix sync")
 
@@ -1147,13 +1151,7 @@ class NioSession:
         status, data = await self._raw("PUT", path, content, deadline, what=what)
         event_id = data.get("event_id") if status == 200 and isinstance(data, dict) else None
         if not isinstance(event_id, str):
-            error = _matrix_error(status, data)
-            if "M_UNKNOWN_TOKEN" in error:
-                raise TokenRejected(
-                    f"{what}: the homeserver rejected the access token of {self.user_id}",
-                    hint="log in again or fix 'access_token' in the account file",
-                )
-            raise InfrastructureError(f"sending to {room_id} failed: {error}")
+            raise self._refusal(f"{what} to {room_id}", status, data)
         return self._as_sent(event_type, event_id, room_id, content)
 
     def _as_sent(self, event_type: str, event_id: str, room_id: str, content: Event) -> Event:

@@ -211,7 +211,9 @@ def test_send_event_to_a_room_we_are_not_in_is_an_infrastructure_error(
         elsewhere = f"!nowhere:{homeserver.server_name}"
         with pytest.raises(InfrastructureError) as caught:
             await tester.send_event(elsewhere, "org.example.custom", {}, timeout=TIMEOUT)
-        assert f"sending to {elsewhere} failed: M_FORBIDDEN" in caught.value.message
+        assert (
+            f"sending org.example.custom to {elsewhere} failed: M_FORBIDDEN" in caught.value.message
+        )
 
     _in_a_room(homeserver, register_user, scene)
 
