@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 from pydantic_core import PydanticSerializationError
@@ -391,12 +392,18 @@ def junit_xml(results: list[ConversationResult], duration: float) -> str:
     started = sorted(result.started_at for result in results if result.started_at)
     if started:
         suite.set("timestamp", started[0])
+    # CI systems merge test cases of the same name: scripts named alike in different
+    # folders (two smoke/ping.convo.yaml) say where they are.
+    named = Counter(result.name for result in results)
     for result in results:
+        name = result.name
+        if named[name] > 1:
+            name = f"{name} ({shown_path(result.script_path)})"
         case = ET.SubElement(
             suite,
             "testcase",
             classname="matrix-bot-tester",
-            name=result.name,
+            name=name,
             file=result.script_path,
             time=f"{result.duration:.3f}",
         )

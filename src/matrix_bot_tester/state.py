@@ -54,8 +54,10 @@ class LoginStore:
         self.path = path
 
     def check(self) -> None:
-        """Refuse a state file that others may read, before anything is sent."""
+        """Refuse a state file that others may read, or that is not one, before anything
+        is sent."""
         self._check_private()
+        self._read()
 
     def _check_private(self) -> None:
         try:
@@ -93,15 +95,31 @@ class LoginStore:
             os.close(fd)
 
     def _read(self) -> dict[str, Any]:
+        """The file's logins; an empty or missing file has none.
+
+        A file that is not a login state file is refused rather than replaced:
+        this tool writes it whole (atomically), so anything else there is most
+        likely another file given by mistake (``--state-file account.yaml``).
+        Entries it cannot use are skipped: they only cost a fresh login.
+        """
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return {"salt": secrets.token_hex(16), "logins": {}}
+            text = ""
         except (OSError, ValueError):
-            # A damaged file only costs a fresh login; never fail a run over it.
+            text = None
+        if text is not None and not text.strip():
             return {"salt": secrets.token_hex(16), "logins": {}}
+        try:
+            data = json.loads(text) if text is not None else None
+        except ValueError:
+            data = None
         if not isinstance(data, dict) or not isinstance(data.get("logins"), dict):
-            return {"salt": secrets.token_hex(16), "logins": {}}
+            raise InputError(
+                "this is not a login state file of matrix-bot-tester; it was left as it is",
+                path=str(self.path),
+                hint="give --state-file a path of its own, or delete the file to start afresh",
+            )
         data.setdefault("salt", secrets.token_hex(16))
         return data
 

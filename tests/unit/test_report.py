@@ -164,6 +164,19 @@ def test_junit_xml_has_one_testcase_per_result_in_order() -> None:
     ]
 
 
+def test_junit_names_scripts_named_alike_by_their_paths_too() -> None:
+    """CI systems merge test cases of one name: smoke/ping and nightly/ping must stay two."""
+    first = replace(passed_result(), name="ping", script_path="smoke/ping.convo.yaml")
+    second = replace(passed_result(), name="ping", script_path="nightly/ping.convo.yaml")
+    other = replace(passed_result(), name="help", script_path="smoke/help.convo.yaml")
+    suite = ET.fromstring(junit_xml([first, second, other], 1.0))
+    assert [case.get("name") for case in suite.iter("testcase")] == [
+        "ping (smoke/ping.convo.yaml)",
+        "ping (nightly/ping.convo.yaml)",
+        "help",
+    ]
+
+
 def test_junit_xml_declares_utf8() -> None:
     assert junit_xml([passed_result()], 1.0).startswith('<?xml version="1.0" encoding="UTF-8"?>')
 

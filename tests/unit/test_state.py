@@ -101,16 +101,14 @@ def test_the_command_line_refuses_a_readable_state_file_before_connecting(
     "damage",
     [
         b"",
-        b"{not json",
-        b"\xff\xfe\x00binary",
-        b"[]",
-        b'{"logins": []}',
+        b"\n",
         b'{"logins": {"abc": "not an entry"}, "salt": 12}',
         b'{"salt": "s", "logins": {"k": {"access_token": 5, "device_id": null}}}',
-        b"null",
     ],
 )
-def test_a_damaged_file_costs_only_a_fresh_login(tmp_path: Path, damage: bytes) -> None:
+def test_an_empty_file_or_unusable_entries_cost_only_a_fresh_login(
+    tmp_path: Path, damage: bytes
+) -> None:
     path = tmp_path / "logins.json"
     path.write_bytes(damage)
     path.chmod(0o600)
@@ -122,6 +120,35 @@ def test_a_damaged_file_costs_only_a_fresh_login(tmp_path: Path, damage: bytes) 
     assert store.get(URL, USER, PASSWORD) == LOGIN
     assert json.loads(path.read_text(encoding="utf-8"))["logins"]
     assert _mode(path) == 0o600
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        b"user: '@me:example.org'\npassword: hunter2\n",  # an account file, given by mistake
+        b"{not json",
+        b"\xff\xfe\x00binary",
+        b"[]",
+        b'{"logins": []}',
+        b"null",
+    ],
+)
+def test_a_file_that_is_no_state_file_is_refused_and_left_alone(
+    tmp_path: Path, other: bytes
+) -> None:
+    path = tmp_path / "account.yaml"
+    path.write_bytes(other)
+    path.chmod(0o600)
+    store = LoginStore(path)
+    for use in (store.check, lambda: store.put(URL, USER, PASSWORD, LOGIN)):
+        with pytest.raises(InputError) as caught:
+            use()
+        text = caught.value.one_line()
+        assert caught.value.exit_code == 2
+        assert str(path) in text
+        assert "not a login state file" in text
+        assert "hunter2" not in text
+    assert path.read_bytes() == other
 
 
 def test_the_password_is_never_stored(tmp_path: Path) -> None:
