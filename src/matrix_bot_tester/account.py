@@ -66,6 +66,13 @@ class _AccountModel(BaseModel):
                 "homeserver_url must be an http:// or https:// URL",
                 {"hint": "for example 'http://localhost:8008'"},
             )
+        if "@" in parts.netloc:
+            # It would be printed in every message that names the server.
+            raise PydanticCustomError(
+                "url_credentials",
+                "must not hold a user name or password (user:secret@)",
+                {"hint": "give the plain URL; put the password in 'password' or ${AN_ENV_VAR}"},
+            )
         return value.rstrip("/")
 
     @model_validator(mode="after")

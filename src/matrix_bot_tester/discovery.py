@@ -238,15 +238,29 @@ def resolved(path: str) -> str:
 # ------------------------------------------------------------------ last run
 
 
-def last_run_text(results: Iterable[tuple[str, str, str]]) -> str:
-    """The last-run file for results ``(path, name, outcome)``."""
-    data = {
-        "version": LAST_RUN_VERSION,
-        "results": [
-            {"path": resolved(path), "name": name, "outcome": outcome}
-            for path, name, outcome in results
-        ],
-    }
+def last_run_text(results: Iterable[tuple[str, str, str]], earlier: str | None = None) -> str:
+    """The last-run file for results ``(path, name, outcome)``.
+
+    ``earlier`` is the file as it was: the outcomes of scripts this run left
+    out (``-k``, ``-m``, another folder) are kept, so a failure stays known
+    to ``--rerun-failed`` until its script runs again, not only until the
+    next run of something else. Scripts that no longer exist are dropped.
+    """
+    entries = [
+        {"path": resolved(path), "name": name, "outcome": outcome}
+        for path, name, outcome in results
+    ]
+    covered = {entry["path"] for entry in entries}
+    try:
+        previous = json.loads(earlier)["results"] if earlier else []
+        kept = [
+            {"path": e["path"], "name": e["name"], "outcome": e["outcome"]}
+            for e in previous
+            if isinstance(e["path"], str) and e["path"] not in covered and Path(e["path"]).is_file()
+        ]
+    except (ValueError, KeyError, TypeError):
+        kept = []  # an unreadable earlier file: this run's results alone
+    data = {"version": LAST_RUN_VERSION, "results": kept + entries}
     return json.dumps(data, indent=2) + "\n"
 
 

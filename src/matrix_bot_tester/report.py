@@ -7,9 +7,11 @@ rename) so an interrupted run never leaves half a report over a good one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -310,6 +312,12 @@ def check_report_path(path: str | os.PathLike[str], what: str) -> None:
     the run); the nearest existing one is tried instead, where they would be.
     """
     target = Path(path)
+    if _is_special(target):
+        if os.access(target, os.W_OK):
+            return
+        raise InputError(f"{what} cannot be written there", path=str(target))
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
     if target.is_dir():
         names = {  # what a file for each option is usually called
             "--junit-xml": "result.xml",
@@ -341,13 +349,47 @@ def check_report_path(path: str | os.PathLike[str], what: str) -> None:
     raise InputError(f"{what} cannot be written there", path=str(target), hint=reason)
 
 
+def _is_special(path: Path) -> bool:
+    """Whether ``path`` (followed through symlinks) is a device, FIFO or socket:
+    ``/dev/stdout``, ``/dev/null``, a named pipe. Those are written to, never replaced."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _write_special(path: Path, text: str) -> None:
+    """Write into a device or FIFO as it is; a FIFO nobody reads is an error, not a hang."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        reason = "nothing reads from it" if exc.errno == errno.ENXIO else exc.strerror
+        raise InputError(f"cannot write the report: {reason}", path=str(path)) from None
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the report: {exc.strerror or exc}", path=str(path)
+        ) from None
+
+
 def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     """Write a whole file or nothing: a temp file beside it, then a rename.
 
     The file gets the usual permissions (0666 less the umask), not the temp
-    file's 0600, so CI artefact collectors can read it.
+    file's 0600, so CI artefact collectors can read it. A symlink is followed
+    (its target is written; the link stays a link), and a device or FIFO
+    (``--json /dev/stdout``) is written into: a rename would replace it.
     """
     target = Path(path)
+    if _is_special(target):
+        _write_special(target, text)
+        return
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

@@ -453,7 +453,11 @@ def execute(options: RunOptions, console: Console, err: Console) -> int:
     if options.last_run_file is not None:
         record = [(r.script_path, r.name, r.outcome.value) for r in results]
         try:
-            write_atomically(options.last_run_file, last_run_text(record))
+            earlier = Path(options.last_run_file).read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            earlier = None
+        try:
+            write_atomically(options.last_run_file, last_run_text(record, earlier))
         except InputError as exc:
             err.print(f"warning: {exc.one_line()}", markup=False, highlight=False)
     return code

@@ -126,6 +126,17 @@ def test_bad_homeserver_url_is_an_error_on_its_line(tmp_path: Path, url: str) ->
     assert "http:// or https://" in str(error)
 
 
+@pytest.mark.parametrize("netloc", ["user:SECRETINURL@localhost:8008", "SECRETINURL@x.org"])
+def test_credentials_in_the_url_are_refused_without_being_shown(
+    tmp_path: Path, netloc: str
+) -> None:
+    error, path = load_error(
+        tmp_path, f"user: '@a:x.org'\npassword: {SECRET}\nhomeserver_url: 'http://{netloc}'\n"
+    )
+    assert str(error).startswith(f"{path}:3:17: homeserver_url: must not hold a user name")
+    assert "SECRETINURL" not in error.one_line()
+
+
 def test_missing_user_is_an_error(tmp_path: Path) -> None:
     error, path = load_error(tmp_path, "homeserver_url: http://x.org\npassword: x\n")
     assert str(error).startswith(f"{path}:1:1: missing required key 'user'")

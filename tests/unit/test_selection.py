@@ -82,6 +82,27 @@ def test_rerun_failed_takes_everything_that_did_not_pass(tmp_path: Path) -> None
     assert select(scripts, only_paths=failed) == [1, 2, 3, 4]
 
 
+def test_a_failure_left_out_of_a_filtered_run_is_still_rerun(tmp_path: Path) -> None:
+    """-k ping after a failing echo must not make --rerun-failed forget echo."""
+    ping, echo, gone = (tmp_path / f"{n}.convo.yaml" for n in ("ping", "echo", "gone"))
+    for path in (ping, echo):
+        path.write_text("messages: []\n", encoding="utf-8")
+    first = last_run_text(
+        [
+            (str(ping), "ping", "failed"),
+            (str(echo), "echo", "failed"),
+            (str(gone), "gone", "failed"),
+        ]
+    )
+    then = last_run_text([(str(ping), "ping", "passed")], first)  # run -k ping
+    assert failed_last_time(then, "f") == {resolved(str(echo))}  # gone no longer exists
+    again = last_run_text([(str(echo), "echo", "passed")], then)  # the re-run passes
+    assert failed_last_time(again, "f") == set()
+    assert last_run_text([(str(echo), "echo", "passed")], "{broken") == last_run_text(
+        [(str(echo), "echo", "passed")]
+    )
+
+
 def test_relative_and_absolute_paths_are_the_same_script(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
