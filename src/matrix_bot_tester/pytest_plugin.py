@@ -405,6 +405,7 @@ class BotStarter:
         ``argv`` and ``env`` values are replaced too. Stopped at the end of the session.
         """
         from matrix_bot_tester.botprocess import start_bot
+        from matrix_bot_tester.errors import InfrastructureError
 
         user = user or self.users(f"bot-{uuid.uuid4().hex[:8]}")
         values = {
@@ -419,13 +420,17 @@ class BotStarter:
             "MBT_BOT_PASSWORD": user.password,
         }
         full_env.update({k: v.format_map(values) for k, v in (env or {}).items()})
-        process = start_bot(
-            [a.format_map(values) for a in argv],
-            full_env,
-            cwd=cwd,
-            ready_line=ready_line,
-            timeout=timeout,
-        )
+        try:
+            process = start_bot(
+                [a.format_map(values) for a in argv],
+                full_env,
+                cwd=cwd,
+                ready_line=ready_line,
+                timeout=timeout,
+            )
+        except InfrastructureError as exc:
+            # The bot's own words say what is wrong; a traceback through this file would not.
+            pytest.fail(exc.one_line(), pytrace=False)
         bot = RunningBot(user, process)
         self.running.append(bot)
         return bot

@@ -255,6 +255,12 @@ class _Expander:
                 )
             if len(chain) > MAX_INCLUDE_DEPTH:
                 raise doc.error("includes nested too deeply", (*loc, "include"))
+            if target.is_dir():
+                raise doc.error(
+                    f"included file {entry.include!r} is a folder",
+                    (*loc, "include"),
+                    hint="include a script fragment file (a .yaml file with 'messages:')",
+                )
             if not target.is_file():
                 raise doc.error(
                     f"included file {entry.include!r} not found",

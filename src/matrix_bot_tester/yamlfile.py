@@ -524,6 +524,21 @@ def _in_words(
     return text if dotted == _WHOLE_FILE else f"{dotted}: {text}"
 
 
+def _type_hint(value: Any, wanted: list[str]) -> str | None:
+    """How to write a value of the wanted type, when YAML read it as another."""
+    if isinstance(value, str) and ("a number" in wanted or "a whole number" in wanted):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        if math.isfinite(number):  # YAML 1.1 reads 1e3 as text: it wants 1.0e+3
+            return f"write it as a plain number: {number:g}"
+        return None
+    if "text" in wanted and isinstance(value, int | float) and not isinstance(value, bool):
+        return "put it in quotes to make it text: '...'"
+    return None
+
+
 def _in_document(doc: LocatedDocument, loc: tuple[Any, ...], *, keep_last: bool) -> PathKey:
     """Drop the parts of a pydantic location that name union members, not keys of the file.
 
@@ -571,6 +586,8 @@ def validation_error(doc: LocatedDocument, exc: ValidationError, kind: FileKind)
         ctx = first.get("ctx") or {}
         if "hint" in ctx:
             hint = str(ctx["hint"])
+        else:
+            hint = _type_hint(first.get("input"), [w for e in alike for w in _wanted(e)])
     return InputError(
         message,
         path=doc.path,

@@ -190,3 +190,26 @@ def test_xdist_workers_share_one_homeserver_and_report_each_item(
     assert cases["ping"].find("failure") is None
     failure = cases["wrong"].find("failure")
     assert failure is not None and "transcript:" in (failure.text or "")
+
+
+@pytest.mark.integration
+def test_a_bot_that_fails_to_start_is_one_line_not_a_traceback(
+    pytester: pytest.Pytester,
+) -> None:
+    root = copy_project(pytester)
+    broken = root / "broken_bot.py"
+    broken.write_text(
+        "import sys\nprint('bot: cannot read my config', file=sys.stderr)\nsys.exit(2)\n",
+        encoding="utf-8",
+    )
+    conftest = root / "conftest.py"
+    text = conftest.read_text(encoding="utf-8")
+    bot_line = f"BOT = Path({str(EXAMPLES / 'command_bot.py')!r})"
+    conftest.write_text(text.replace(bot_line, f"BOT = Path({str(broken)!r})"), encoding="utf-8")
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "ping")
+
+    output = result.stdout.str()
+    assert "exited with status 2 before printing 'ready'" in output
+    assert "cannot read my config" in output
+    assert "pytest_plugin.py" not in output  # no traceback through the plugin

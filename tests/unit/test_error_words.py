@@ -208,3 +208,18 @@ def test_a_rule_about_the_whole_file_is_said_without_a_key() -> None:
 def test_a_number_that_is_not_finite_is_named() -> None:
     error = script_error("messages:\n  - wait: .nan\n")
     assert str(error) == "s.yaml:2:11: messages.0.wait: must be a finite number, not nan"
+
+
+def test_a_number_yaml_reads_as_text_gets_the_plain_way_to_write_it() -> None:
+    # YAML 1.1 (PyYAML) takes 1e3 for text: it wants 1.0e+3.
+    error = script_error("timeout: 1e3\nmessages:\n  - send: x\n")
+    assert str(error) == "s.yaml:1:10: timeout: expected a number, got text"
+    assert error.hint == "write it as a plain number: 1000"
+
+
+def test_a_number_where_text_belongs_is_told_to_be_quoted() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_account(BASE + "password: 12345\n", "a.yaml")
+    assert str(caught.value) == "a.yaml:3:11: password: expected text, got a number"
+    assert caught.value.hint == "put it in quotes to make it text: '...'"
+    assert "12345" not in caught.value.one_line()  # a password, even a bad one

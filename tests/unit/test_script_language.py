@@ -467,6 +467,13 @@ def test_include_of_a_missing_file_points_at_the_include(tmp_path: Path) -> None
     assert error.hint == f"the path is relative to {tmp_path}"
 
 
+def test_include_of_a_folder_says_it_is_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "parts").mkdir()
+    error, path = load_error(tmp_path, "messages:\n  - include: parts\n")
+    assert_at(error, path, 2, 14)
+    assert "included file 'parts' is a folder" in str(error)
+
+
 def test_include_cycle_is_an_error_naming_the_cycle(tmp_path: Path) -> None:
     write(tmp_path, "messages:\n  - send: b\n  - include: a.yaml\n", "b.yaml")
     error, _ = load_error(tmp_path, "messages:\n  - include: b.yaml\n", "a.yaml")
