@@ -269,18 +269,14 @@ def slowest_steps_table(slowest: list[tuple[ConversationResult, StepResult]]) ->
         pad_edge=False,
         highlight=False,
     )
-    table.add_column("latency", justify="right", no_wrap=True)
-    table.add_column("conversation", overflow="fold")
-    table.add_column("step", justify="right", no_wrap=True)
-    table.add_column("sent", overflow="fold")
+    table.add_column("latency", justify="right", no_wrap=True, min_width=7)
+    # The place is what one copies to open the script, so it gets the width: what
+    # the step sent goes on a line of its own below it, not in a column beside it.
+    table.add_column("step", overflow="fold")
     for result, step in slowest:
         where = f"{shown_path(step.path or result.script_path)}:{step.line}"
-        table.add_row(
-            _ms(step.latency or 0.0),
-            Text(f"{result.name} ({where})"),
-            str(step.index + 1),
-            Text(_short(step.send, 40)) if step.send is not None else "—",
-        )
+        sent = f"sent {_short(step.send, 40)}" if step.send is not None else "sent nothing"
+        table.add_row(_ms(step.latency or 0.0), Text(f"{where}\nstep {step.index + 1}: {sent}"))
     return table
 
 

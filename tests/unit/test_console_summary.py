@@ -68,6 +68,11 @@ def summary(results: list[ConversationResult], console: Console | None = None) -
     return file.getvalue()
 
 
+def _whole_line(place: str, text: str) -> bool:
+    """Whether ``place`` ends a line of ``text`` unbroken (table cells pad with spaces)."""
+    return re.search(rf"{re.escape(place)} *$", text, re.MULTILINE) is not None
+
+
 def test_the_totals_line_is_last_and_unchanged() -> None:
     lines = summary(run()).splitlines()
     assert lines[-1] == "2 passed, 1 failed, 1 error in 3.50 s"
@@ -98,11 +103,14 @@ def test_the_three_slowest_steps_of_the_run_slowest_first() -> None:
     text = summary(run())
     lines = text.splitlines()
     start = lines.index(next(line for line in lines if line.startswith("slowest steps")))
-    body = [line.strip() for line in lines[start + 3 : start + 6]]
+    body = [line.strip() for line in lines[start + 3 : start + 9]]
     assert [re.split(r"\s{2,}", line) for line in body] == [
-        ["900 ms", "slow (suite/slow.yaml:3)", "1", "!step0"],
-        ["700 ms", "slow (suite/slow.yaml:5)", "3", "!step2"],
-        ["300 ms", "middling (suite/middling.yaml:3)", "1", "!step0"],
+        ["900 ms", "suite/slow.yaml:3"],
+        ["step 1: sent !step0"],
+        ["700 ms", "suite/slow.yaml:5"],
+        ["step 3: sent !step2"],
+        ["300 ms", "suite/middling.yaml:3"],
+        ["step 1: sent !step0"],
     ]
     assert "150 ms" not in "\n".join(lines[start:])
 
@@ -164,6 +172,14 @@ def test_rate_limit_waits_and_takeovers_get_a_line_before_the_totals() -> None:
     assert lines[-1] == "2 passed, 1 failed, 1 error in 3.50 s"
 
 
+def test_a_long_script_path_in_the_slowest_steps_is_never_broken_mid_word() -> None:
+    results = run()
+    long_path = "examples/conversations/streaming-and-media-and-more.convo.yaml"
+    results[1].script_path = long_path
+    text = summary(results, Console(file=io.StringIO(), width=80, no_color=True))
+    assert _whole_line(f"{long_path}:3", text)
+
+
 def test_no_rate_limit_line_when_nothing_was_held_back() -> None:
     assert "rate limits" not in summary(run())
 
@@ -176,5 +192,5 @@ def test_the_slowest_steps_show_scripts_below_here_by_their_relative_path(
     results[1].script_path = str(tmp_path / "examples" / "conversations" / "slow.yaml")
     results[2].script_path = "/elsewhere/middling.yaml"
     text = summary(results)
-    assert "slow (examples/conversations/slow.yaml:3)" in text
-    assert "middling (/elsewhere/middling.yaml:3)" in text
+    assert _whole_line("examples/conversations/slow.yaml:3", text)
+    assert _whole_line("/elsewhere/middling.yaml:3", text)
