@@ -15,6 +15,7 @@ order of finishing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Callable
@@ -134,9 +135,17 @@ class _Suite:
         together = [i for i in indexes if not self._alone(options.scripts[i])]
         alone = [i for i in indexes if self._alone(options.scripts[i])]
         limit = asyncio.Semaphore(options.jobs)
+        # Scripts that name the same room take turns: in one room they would take
+        # each other's replies, and the first to pass would leave it under the others.
+        rooms: dict[str, asyncio.Lock] = {}
+
+        def turn(script: Script) -> contextlib.AbstractAsyncContextManager[object]:
+            if script.role is Role.ROOM and script.room:
+                return rooms.setdefault(script.room, asyncio.Lock())
+            return contextlib.nullcontext()
 
         async def one(index: int) -> None:
-            async with limit:
+            async with turn(options.scripts[index]), limit:
                 if not self.stop:
                     await self.converse(index)
 

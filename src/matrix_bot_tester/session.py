@@ -686,8 +686,25 @@ class NioSession:
         )
         return older
 
+    def _run_starts_at(self, events: list[Event]) -> int | None:
+        """Where this run's part of a room's timeline begins: our first invite or join
+        after our last leave. A room this account left before (a passed room script
+        leaves) still shows that earlier run's join in its recent events; counting
+        from there would take the earlier run's replies for this one's."""
+        start = None
+        for index, event in enumerate(events):
+            if event.get("state_key") != self.user_id:
+                continue
+            membership = _membership(event)
+            if membership in ("leave", "ban"):
+                start = None
+            elif membership in ("invite", "join") and start is None:
+                start = index
+        return start
+
     def _take(self, room_id: str, feed: _RoomFeed, events: list[Event], arrived: float) -> None:
-        for event in events:
+        start = None if feed.counting else self._run_starts_at(events)
+        for index, event in enumerate(events):
             event_id = event.get("event_id")
             if not isinstance(event_id, str) or event_id in feed.seen:
                 continue
@@ -697,8 +714,8 @@ class NioSession:
             if membership is not None and isinstance(state_key, str):
                 feed.members[state_key] = membership
             if not feed.counting:
-                # Everything after our own first membership event is part of the run.
-                if state_key == self.user_id and membership in ("invite", "join"):
+                # Everything after our membership event that starts this run is part of it.
+                if index == start:
                     feed.counting = True
                     feed.early.clear()  # before our membership: history, not the run
                     invited_ms = int(event.get("origin_server_ts") or 0)
@@ -983,6 +1000,9 @@ class NioSession:
         if isinstance(forgot, ErrorResponse):
             self.warnings.append(f"could not forget {room_id}: {self._error_text(forgot)}")
         self._entered.discard(room_id)
+        # A later script of this run may join again: it starts afresh from its own join,
+        # not with this conversation's leftovers or what was said while we were away.
+        self._rooms.pop(room_id, None)
         return True
 
     async def join_room(self, room: str, *, timeout: float) -> str:

@@ -24,17 +24,25 @@ from matrix_bot_tester.session import NioSession
 pytestmark = pytest.mark.integration
 
 
-def test_room_alias_is_joined_and_used(
+@pytest.fixture
+def alias(
     homeserver: Homeserver,
     command_bot: RegisteredUser,
     register_user: Callable[..., RegisteredUser],
+) -> str:
+    """A new public room with the command bot in it, by its alias."""
+    owner = register_user()
+    _, room_alias = public_room_with_bot(
+        homeserver.url, owner.access_token, command_bot.user_id, homeserver.server_name
+    )
+    return room_alias
+
+
+def test_room_alias_is_joined_and_used(
+    alias: str,
     make_account: AccountFactory,
     tmp_path: Path,
 ) -> None:
-    owner = register_user()
-    _, alias = public_room_with_bot(
-        homeserver.url, owner.access_token, command_bot.user_id, homeserver.server_name
-    )
     script = write_script(
         tmp_path,
         "alias.yaml",
@@ -42,6 +50,48 @@ def test_room_alias_is_joined_and_used(
     )
     run = run_cli("run", script, "--account", make_account(), "-v")
     assert run.code == 0, run.stdout + run.stderr
+
+
+def test_a_room_left_by_an_earlier_run_does_not_give_its_old_replies_to_the_next(
+    alias: str,
+    make_account: AccountFactory,
+    tmp_path: Path,
+) -> None:
+    """The first run passes and leaves; its own join and the bot's pong stay in the
+    room's recent history, which the second run's join brings back: not a reply."""
+    account = make_account()
+    first = write_script(
+        tmp_path,
+        "first.yaml",
+        f'room_to_connect: "{alias}"\nmessages:\n  - send: "!ping"\n    expect: pong\n',
+    )
+    run = run_cli("run", first, "--account", account)
+    assert run.code == 0, run.stdout + run.stderr
+    again = write_script(
+        tmp_path,
+        "again.yaml",
+        f'room_to_connect: "{alias}"\ntimeout: 3\nmessages:\n  - expect: pong\n',
+    )
+    second = run_cli("run", again, "--account", account)
+    assert second.code == 1, second.stdout + second.stderr
+    assert "no reply within 3 s" in second.stdout
+
+
+def test_scripts_naming_one_room_take_turns_under_j(
+    alias: str,
+    make_account: AccountFactory,
+    tmp_path: Path,
+) -> None:
+    """At -j 4 they would take each other's echoes, and the first to pass would leave
+    the room under the others."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for name in "abc":
+        steps = "".join(f'  - send: "!echo {name}-{n}"\n    expect: "{name}-{n}"\n' for n in (1, 2))
+        write_script(suite, f"{name}.convo.yaml", f'room_to_connect: "{alias}"\nmessages:\n{steps}')
+    run = run_cli("run", suite, "--account", make_account(), "-j", "4")
+    assert run.code == 0, run.stdout + run.stderr
+    assert "3 passed" in run.stdout
 
 
 def test_mock_bot_hears_a_client_that_spoke_before_it_started(
