@@ -312,8 +312,7 @@ def check_report_path(path: str | os.PathLike[str], what: str) -> None:
         if os.access(target, os.W_OK):
             return
         raise InputError(f"{what} cannot be written there", path=str(target))
-    if target.is_symlink():
-        target = Path(os.path.realpath(target))
+    target = _followed(target)
     if target.is_dir():
         names = {  # what a file for each option is usually called
             "--junit-xml": "result.xml",
@@ -343,6 +342,11 @@ def check_report_path(path: str | os.PathLike[str], what: str) -> None:
             Path(probe).unlink(missing_ok=True)
             return
     raise InputError(f"{what} cannot be written there", path=str(target), hint=reason)
+
+
+def _followed(path: Path) -> Path:
+    """Where a report file at ``path`` goes: a symlink's target (the link stays a link)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 def _is_special(path: Path) -> bool:
@@ -384,8 +388,7 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     if _is_special(target):
         _write_special(target, text)
         return
-    if target.is_symlink():
-        target = Path(os.path.realpath(target))
+    target = _followed(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

@@ -9,10 +9,10 @@ The rules that make replies trustworthy live here:
 * A watermark: rooms joined before the run only count events from syncs after
   the first one, so history never satisfies an ``expect``.
 * A room this run created counts everything in it. A room entered otherwise
-  (invited to, joined) counts everything after our own first membership
-  event in it, so a client that speaks before the mock bot has joined is
-  still heard; a gappy (``limited``) first timeline is fetched back until
-  that membership event.
+  (invited to, joined) counts everything after this run's own invite or join
+  in it (the first after our last leave: an earlier run's join is history),
+  so a client that speaks before the mock bot has joined is still heard; a
+  gappy (``limited``) first timeline is fetched back until that event.
 * Our own events are never replies; event IDs are de-duplicated. The sync
   filter leaves them out (each send would otherwise wake the sync loop for
   its own echo) until something needs them: joining a room by its address,
@@ -246,7 +246,7 @@ class NioSession:
         self._spare_dms: dict[str, list[str]] = {}  # partner -> finished DMs, oldest first
         self._joined_at_start: set[str] = set()
         self._known_users: set[str] = set()  # partners whose profile was found
-        self._shown_as_dm: dict[str, str] = {}  # rooms already in m.direct -> the partner
+        self._shown_as_dm: set[str] = set()  # rooms already recorded in m.direct
         self._accept_invites = False
         self._invites_listed = False
         self._invites_listing = asyncio.Lock()
@@ -380,7 +380,6 @@ class NioSession:
     ) -> tuple[int, Any]:
         """A plain request: one nio has no helper for (account data), or one whose
         answer is read directly; 429s waited out like nio's. ``what`` names it in errors."""
-        import json
 
         async def request() -> tuple[int, Any]:
             response = await self._client.send(
@@ -967,7 +966,7 @@ class NioSession:
             status, _ = await self._raw("PUT", path, direct, deadline)
         if status != 200:
             self.warnings.append(f"could not record the DM in m.direct (HTTP {status})")
-        self._shown_as_dm.update(partners)
+        self._shown_as_dm.update(partners.keys())
 
     async def _mark_kept_dms(self) -> None:
         """Record in m.direct the DMs this run created and did not leave (kept to be read)."""

@@ -106,22 +106,25 @@ class LoginStore:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             text = ""
-        except (OSError, ValueError):
-            text = None
-        if text is not None and not text.strip():
+        except (OSError, ValueError):  # unreadable, or not UTF-8
+            raise self._not_ours() from None
+        if not text.strip():
             return {"salt": secrets.token_hex(16), "logins": {}}
         try:
-            data = json.loads(text) if text is not None else None
+            data = json.loads(text)
         except ValueError:
-            data = None
+            raise self._not_ours() from None
         if not isinstance(data, dict) or not isinstance(data.get("logins"), dict):
-            raise InputError(
-                "this is not a login state file of matrix-bot-tester; it was left as it is",
-                path=str(self.path),
-                hint="give --state-file a path of its own, or delete the file to start afresh",
-            )
+            raise self._not_ours()
         data.setdefault("salt", secrets.token_hex(16))
         return data
+
+    def _not_ours(self) -> InputError:
+        return InputError(
+            "this is not a login state file of matrix-bot-tester; it was left as it is",
+            path=str(self.path),
+            hint="give --state-file a path of its own, or delete the file to start afresh",
+        )
 
     def _write(self, data: dict[str, Any]) -> None:
         fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".logins.", suffix=".tmp")

@@ -475,18 +475,15 @@ def _alternatives(options: list[str]) -> str:
     return ", ".join(unique[:-1]) + " or " + unique[-1] if len(unique) > 1 else unique[0]
 
 
-def _in_words(
-    error: ErrorDetails, alike: list[ErrorDetails], dotted: str, key: str, kind: FileKind
-) -> str:
+def _in_words(error: ErrorDetails, wanted: list[str], dotted: str, key: str, kind: FileKind) -> str:
     """One pydantic error as the file's author would say it: no pydantic terms, no class names.
 
-    ``alike`` are the errors at the same place: a value that may be text or a
-    number fails as both, and the message names both.
+    ``wanted`` are the kinds of value the errors at the same place asked for: a
+    value that may be text or a number fails as both, and the message names both.
     """
     ctx = error.get("ctx") or {}
     value = error.get("input")
     got = _kind_of(value)
-    wanted = [w for e in alike for w in _wanted(e)]
     if isinstance(value, float) and not math.isfinite(value) and error["type"] in _BOUNDS:
         return f"{dotted}: must be a finite number, not {value}"  # .nan, .inf
     if error["type"] in _BOUNDS and len(wanted) == 1:
@@ -582,12 +579,10 @@ def validation_error(doc: LocatedDocument, exc: ValidationError, kind: FileKind)
             if _in_document(doc, tuple(e["loc"]), keep_last=False) == loc
             and e["type"] not in ("extra_forbidden", "missing")
         ]
-        message = _in_words(first, alike, dotted, key, kind)
+        wanted = [w for e in alike for w in _wanted(e)]
+        message = _in_words(first, wanted, dotted, key, kind)
         ctx = first.get("ctx") or {}
-        if "hint" in ctx:
-            hint = str(ctx["hint"])
-        else:
-            hint = _type_hint(first.get("input"), [w for e in alike for w in _wanted(e)])
+        hint = str(ctx["hint"]) if "hint" in ctx else _type_hint(first.get("input"), wanted)
     return InputError(
         message,
         path=doc.path,
