@@ -1,4 +1,4 @@
-"""The only code that speaks Matrix: a ``Session`` on matrix-nio.
+"""The only code that speaks Matrix: a ``Session`` over plain requests and matrix-nio.
 
 It logs in, runs a sync loop *beside* the conversation (a background task
 that feeds per-room queues), and answers the conversation's questions
@@ -19,16 +19,24 @@ The rules that make replies trustworthy live here:
   where our join event marks where history ends, or the recorder.
 * Every call has a deadline; 429s are waited out only within it, and a sync
   loop that lost the homeserver turns a timeout into an infrastructure error.
+
+The requests a conversation makes over and over (sync, send, createRoom,
+leave) are plain requests through ``transport``: a suite makes thousands, and
+through nio and aiohttp each cost three times the CPU. nio (imported only
+when first needed) does the rest: password login, joins, redactions, typing,
+history pages, media.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
+import functools
 import json
 import logging
 import re
+import ssl
+import sys
 import time
 import uuid
 from collections import deque
@@ -36,33 +44,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
-
-import aiohttp
-from nio import (
-    AsyncClient,
-    AsyncClientConfig,
-    ErrorResponse,
-    JoinedRoomsResponse,
-    JoinResponse,
-    LoginResponse,
-    MemoryDownloadResponse,
-    MessageDirection,
-    RoomCreateResponse,
-    RoomMessagesResponse,
-    RoomPreset,
-    RoomRedactResponse,
-    RoomTypingResponse,
-    UploadResponse,
-    WhoamiResponse,
-)
 
 from matrix_bot_tester.account import Account
 from matrix_bot_tester.conversation import RATE_LIMITED, ConversationFailed, Reply
 from matrix_bot_tester.errors import InfrastructureError, InputError
 from matrix_bot_tester.matching import Event
 from matrix_bot_tester.state import LoginStore, StoredLogin
+from matrix_bot_tester.transport import ServerDisconnected, Transport
+
+if TYPE_CHECKING:
+    from nio import AsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +91,14 @@ PROBE_TIMEOUT = 3.0
 _MXC = re.compile(r"mxc://[A-Za-z0-9.:\-\[\]]+/[A-Za-z0-9_\-]+")
 
 _NOTHING: dict[str, Any] = {"not_types": ["*"]}
+
+# A DM as Element creates one (and as nio's room_create did for this tester).
+DM_SETTINGS: dict[str, Any] = {
+    "visibility": "private",
+    "creation_content": {"m.federate": True},
+    "is_direct": True,
+    "preset": "trusted_private_chat",
+}
 
 # The first sync only sets the watermark. No rooms at all: Synapse works
 # through every joined room for a sync without ``since``, even one that asks
@@ -193,13 +194,55 @@ def _retry_after(response: object) -> float | None:
 
     ``response`` is nio's, or a plain request's ``(status, data)``.
     """
-    if isinstance(response, ErrorResponse) and response.status_code == "M_LIMIT_EXCEEDED":
-        return (response.retry_after_ms or 1000) / 1000
+    if _nio_error_code(response) == "M_LIMIT_EXCEEDED":
+        return (getattr(response, "retry_after_ms", None) or 1000) / 1000
     if isinstance(response, tuple) and len(response) == 2 and response[0] == 429:
         data = response[1] if isinstance(response[1], dict) else {}
         wait_ms = data.get("retry_after_ms")
         return (wait_ms if isinstance(wait_ms, int | float) and wait_ms > 0 else 1000) / 1000
     return None
+
+
+def _nio_error_code(response: object) -> str | None:
+    """The errcode of one of nio's ErrorResponses (None for anything else), without
+    importing nio: a run that never needed it has not loaded it."""
+    nio = sys.modules.get("nio")
+    if nio is None or not isinstance(response, nio.ErrorResponse):
+        return None
+    code = response.status_code
+    return code if isinstance(code, str) else None
+
+
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What a request raises when the server cannot be reached: OSError from the
+    transport (TransportError is one), and aiohttp's errors once nio is in use."""
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:
+        return (OSError,)
+    return (OSError, aiohttp.ClientError)
+
+
+def _speaks_plain_http(exc: BaseException) -> bool:
+    """Errors an https:// URL gives for a server that speaks plain http://."""
+    names = {"ClientSSLError", "ServerDisconnectedError"}  # aiohttp's, through nio
+    return isinstance(exc, ssl.SSLError | ServerDisconnected) or any(
+        cls.__name__ in names for cls in type(exc).__mro__
+    )
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        # Decoded first: JSON in Matrix is UTF-8, and json.loads would guess at bytes.
+        return json.loads(body.decode("utf-8")) if body else None
+    except ValueError:  # UnicodeDecodeError is one
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _segment(value: str) -> str:
+    """``value`` escaped as one segment of a path. Cached: a suite sends to the same
+    few rooms again and again, and room IDs always need escaping (``!``, ``:``)."""
+    return quote(value, safe="")
 
 
 def _knows_one_of(seen: set[str], chunk: list[Event]) -> bool:
@@ -220,20 +263,10 @@ class NioSession:
     def __init__(self, account: Account, *, logins: LoginStore | None = None) -> None:
         self.account = account
         self._logins = logins
-        self._client = AsyncClient(
-            account.homeserver_url,
-            account.user,
-            device_id=account.device_id or "",
-            config=AsyncClientConfig(
-                # We wait out 429s and connection errors ourselves, within deadlines:
-                # nio's defaults retry forever.
-                max_limit_exceeded=0,
-                max_timeouts=0,
-                request_timeout=REQUEST_TIMEOUT,
-                encryption_enabled=False,
-                store_sync_tokens=False,
-            ),
-        )
+        self._http = Transport(account.homeserver_url)
+        self._access_token = ""
+        self._device_id = account.device_id or ""
+        self._nio_client: AsyncClient | None = None
         self._logged_in_with_password = False
         self._rooms: dict[str, _RoomFeed] = {}
         self._invites: list[str] = []  # pending invites for us, oldest first
@@ -254,7 +287,8 @@ class NioSession:
         # once would otherwise lose each other's rooms.
         self._direct_lock = asyncio.Lock()
         self._limit_queue = asyncio.Lock()  # requests held back by a 429, in arrival order
-        self._changed = asyncio.Condition()
+        # Who waits for what: a room's news, or (None) anything at all.
+        self._waiters: list[tuple[str | None, asyncio.Future[None]]] = []
         self._sync_task: asyncio.Task[None] | None = None
         self._join_tasks: set[asyncio.Task[None]] = set()
         self._fatal: InfrastructureError | None = None
@@ -275,6 +309,35 @@ class NioSession:
     @property
     def url(self) -> str:
         return self.account.homeserver_url
+
+    @property
+    def _client(self) -> AsyncClient:
+        """nio's client, made (and nio imported) the first time a call needs it."""
+        if self._nio_client is None:
+            from nio import AsyncClient, AsyncClientConfig
+
+            self._nio_client = AsyncClient(
+                self.url,
+                self.user_id,
+                device_id=self._device_id,
+                config=AsyncClientConfig(
+                    # We wait out 429s and connection errors ourselves, within deadlines:
+                    # nio's defaults retry forever.
+                    max_limit_exceeded=0,
+                    max_timeouts=0,
+                    request_timeout=REQUEST_TIMEOUT,
+                    encryption_enabled=False,
+                    store_sync_tokens=False,
+                ),
+            )
+            if self._access_token:
+                self._nio_client.restore_login(self.user_id, self._device_id, self._access_token)
+        return self._nio_client
+
+    def _use_login(self, access_token: str, device_id: str) -> None:
+        self._access_token, self._device_id = access_token, device_id
+        if self._nio_client is not None:
+            self._nio_client.restore_login(self.user_id, device_id, access_token)
 
     # ----------------------------------------------------------------- calls
 
@@ -327,25 +390,25 @@ class NioSession:
         self, what: str, request: Callable[[], Awaitable[T]], deadline: float
     ) -> T:
         """Send ``request`` once within the deadline; trouble reaching the server made one line."""
-        late = InfrastructureError(f"{what}: the homeserver at {self.url} did not answer in time")
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise late
         try:
-            response = await asyncio.wait_for(request(), remaining)
+            if remaining <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(remaining):
+                response = await request()
         except TimeoutError:
-            raise late from None
-        except (aiohttp.ClientError, OSError) as exc:
+            raise InfrastructureError(
+                f"{what}: the homeserver at {self.url} did not answer in time"
+            ) from None
+        except _unreachable_errors() as exc:
             hint = "is the homeserver running and homeserver_url right?"
-            if self.url.startswith("https://") and isinstance(
-                exc, aiohttp.ClientSSLError | aiohttp.ServerDisconnectedError
-            ):
+            if self.url.startswith("https://") and _speaks_plain_http(exc):
                 hint = "does the server speak plain http:// rather than https://?"
             raise InfrastructureError(
                 f"{what}: cannot reach the homeserver at {self.url} ({type(exc).__name__})",
                 hint=hint,
             ) from None
-        if isinstance(response, ErrorResponse) and response.status_code == "M_UNKNOWN_TOKEN":
+        if _nio_error_code(response) == "M_UNKNOWN_TOKEN":
             raise self._token_rejected(what)
         return response
 
@@ -354,6 +417,11 @@ class NioSession:
             f"{what}: the homeserver rejected the access token of {self.user_id}",
             hint="log in again or fix 'access_token' in the account file",
         )
+
+    def _raise_if_token_rejected(self, what: str, status: int, data: Any) -> None:
+        """A plain request refused for our token fails the run, as nio's calls do."""
+        if "M_UNKNOWN_TOKEN" in _matrix_error(status, data):
+            raise self._token_rejected(what)
 
     def _refusal(self, what: str, status: int, data: Any) -> InfrastructureError:
         """What a plain request's error answer means: a rejected token, or ``what`` failed."""
@@ -376,29 +444,31 @@ class NioSession:
         return f"{code} {message}".strip()
 
     async def _raw(
-        self, method: str, path: str, body: Any, deadline: float, *, what: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        deadline: float,
+        *,
+        what: str | None = None,
+        wait_out_limits: bool = True,
     ) -> tuple[int, Any]:
-        """A plain request: one nio has no helper for (account data), or one whose
-        answer is read directly; 429s waited out like nio's. ``what`` names it in errors."""
+        """A plain request, its answer as ``(status, JSON or None)``; 429s waited out
+        within the deadline. ``body`` is JSON to send, or already encoded. ``what``
+        names the request in errors."""
+        if body is None or isinstance(body, bytes):
+            payload = body
+        else:
+            payload = json.dumps(body).encode("utf-8")
 
         async def request() -> tuple[int, Any]:
-            response = await self._client.send(
-                method,
-                path,
-                None if body is None else json.dumps(body),
-                {
-                    "Authorization": f"Bearer {self._client.access_token}",
-                    "Content-Type": "application/json",
-                },
+            status, answer = await self._http.request(
+                method, path, payload, token=self._access_token or None
             )
-            async with response:
-                try:
-                    data = await response.json(content_type=None)
-                except ValueError:
-                    data = None
-                return response.status, data
+            return status, _json_or_none(answer)
 
-        return await self._call(what or f"{method} {path.split('?')[0]}", request, deadline)
+        what = what or f"{method} {path.split('?')[0]}"
+        return await self._call(what, request, deadline, wait_out_limits=wait_out_limits)
 
     # ------------------------------------------------------------ life cycle
 
@@ -409,29 +479,29 @@ class NioSession:
         account = self.account
         await self._check_is_homeserver(deadline)
         if account.access_token is not None:
-            self._client.restore_login(
-                account.user, account.device_id or "", account.access_token.get_secret_value()
-            )
-            who = await self._call("checking the access token", self._client.whoami, deadline)
-            if not isinstance(who, WhoamiResponse):
+            self._use_login(account.access_token.get_secret_value(), account.device_id or "")
+            who, error = await self._whoami("checking the access token", deadline)
+            if who is None:
                 raise InfrastructureError(
                     f"the homeserver at {self.url} refused the access token of {account.user}:"
-                    f" {self._error_text(who)}",
+                    f" {error}",
                     hint=f"fix 'access_token' in {account.path}",
                 )
-            if who.user_id != account.user:
+            if who != account.user:
                 raise InfrastructureError(
-                    f"the access token in {account.path} belongs to {who.user_id},"
-                    f" not {account.user}",
+                    f"the access token in {account.path} belongs to {who}, not {account.user}",
                     hint="use the token of the account named in 'user'",
                 )
         else:
             assert account.password is not None
             await self._log_in(account.password.get_secret_value(), deadline)
 
-        joined = await self._call("listing joined rooms", self._client.joined_rooms, deadline)
-        if isinstance(joined, JoinedRoomsResponse):
-            for room_id in joined.rooms:
+        status, joined = await self._raw(
+            "GET", "/_matrix/client/v3/joined_rooms", None, deadline, what="listing joined rooms"
+        )
+        rooms = joined.get("joined_rooms") if status == 200 and isinstance(joined, dict) else None
+        for room_id in rooms if isinstance(rooms, list) else []:
+            if isinstance(room_id, str):
                 self._rooms[room_id] = _RoomFeed(counting=True)
                 self._joined_at_start.add(room_id)
         status, first = await self._raw(
@@ -442,23 +512,38 @@ class NioSession:
         self._since = str(first["next_batch"])
         self._sync_task = asyncio.create_task(self._sync_forever(), name="matrix sync")
 
+    async def _whoami(self, what: str, deadline: float) -> tuple[str | None, str]:
+        """Whose the access token in use is: (user ID, "") or (None, the server's error).
+
+        A token the server does not know raises TokenRejected.
+        """
+        status, data = await self._raw(
+            "GET", "/_matrix/client/v3/account/whoami", None, deadline, what=what
+        )
+        user_id = data.get("user_id") if status == 200 and isinstance(data, dict) else None
+        if isinstance(user_id, str):
+            return user_id, ""
+        error = _matrix_error(status, data)
+        if "M_UNKNOWN_TOKEN" in error:
+            raise self._token_rejected(what)
+        return None, error
+
     async def _check_is_homeserver(self, deadline: float) -> None:
         """Say "not a Matrix homeserver" rather than "login refused" for a wrong URL."""
 
         async def versions() -> tuple[int, Any]:
-            response = await self._client.send("GET", "/_matrix/client/versions")
-            async with response:
-                try:
-                    return response.status, await response.json(content_type=None)
-                except ValueError:
-                    return response.status, None
+            status, body = await self._http.request("GET", "/_matrix/client/versions")
+            return status, _json_or_none(body)
 
         status, body = await self._call("contacting the homeserver", versions, deadline)
         if status != 200 or not isinstance(body, dict) or "versions" not in body:
             raise InfrastructureError(
                 f"{self.url} does not answer like a Matrix homeserver"
                 f" (GET /_matrix/client/versions: HTTP {status})",
-                hint="homeserver_url must be the base URL of the client-server API",
+                hint="it redirects elsewhere: put the address it redirects to (https://?)"
+                " in homeserver_url"
+                if 300 <= status < 400
+                else "homeserver_url must be the base URL of the client-server API",
             )
 
     async def _log_in(self, password: str, deadline: float) -> None:
@@ -467,16 +552,18 @@ class NioSession:
         store = self._logins
         stored = store.get(self.url, account.user, password) if store else None
         if store is not None and stored is not None:
-            self._client.restore_login(account.user, stored.device_id, stored.access_token)
+            self._use_login(stored.access_token, stored.device_id)
             try:
-                who = await self._call("checking the saved login", self._client.whoami, deadline)
+                who, _ = await self._whoami("checking the saved login", deadline)
             except TokenRejected:
                 who = None
-            if isinstance(who, WhoamiResponse) and who.user_id == account.user:
+            if who == account.user:
                 return
             # Logged out or expired: forget it and log in afresh below.
             store.forget(self.url, account.user, password)
-            self._client.access_token = ""
+            self._use_login("", account.device_id or "")
+        from nio import LoginResponse
+
         response = await self._call(
             "logging in",
             lambda: self._client.login(password=password, device_name=DEVICE_NAME),
@@ -487,6 +574,7 @@ class NioSession:
                 f"login refused for {account.user} at {self.url}: {self._error_text(response)}",
                 hint=f"check 'user' and 'password' in {account.path}",
             )
+        self._use_login(response.access_token, response.device_id)
         if store is not None:
             store.put(
                 self.url,
@@ -510,8 +598,10 @@ class NioSession:
         if self._logged_in_with_password:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._client.logout(), 5)
-        with contextlib.suppress(Exception):
-            await self._client.close()
+        self._http.close()
+        if self._nio_client is not None:
+            with contextlib.suppress(Exception):
+                await self._nio_client.close()
 
     async def __aenter__(self) -> NioSession:
         await self.connect()
@@ -534,7 +624,7 @@ class NioSession:
                 if loop_task is not None and loop_task.cancelling():
                     raise  # the loop itself is being stopped
                 continue  # only the request: the filter changed; ask again from the same point
-            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            except (OSError, TimeoutError, ValueError) as exc:
                 await self._sync_trouble(f"cannot reach the homeserver ({type(exc).__name__})")
                 await asyncio.sleep(backoff)  # back-off before retrying a lost server
                 backoff = min(backoff * 2, 2.0)
@@ -556,8 +646,7 @@ class NioSession:
             backoff = 0.25
             self._sync_failing_since = None
             self._since = str(response["next_batch"])
-            await self._absorb(response)
-            await self._notify()
+            await self._notify(await self._absorb(response))
             # Let the woken conversation run before we build the next sync request.
             await asyncio.sleep(0)
 
@@ -573,16 +662,16 @@ class NioSession:
         Not nio's ``sync``: that checks every event against a JSON schema and
         builds objects this tester never reads, which was the largest part of
         the tester's own CPU time. The request may take the long poll and 15 s
-        more before it counts as lost (as nio allows).
+        more before it counts as lost (as nio allows). An answer that is not
+        JSON raises ValueError.
         """
-        response = await self._client.send(
-            "GET",
-            self._sync_path(SYNC_LONG_POLL_MS, self._stream_filter_query),
-            headers={"Authorization": f"Bearer {self._client.access_token}"},
-            timeout=SYNC_LONG_POLL_MS / 1000 + 15,
-        )
-        async with response:
-            return response.status, await response.json(content_type=None)
+        async with asyncio.timeout(SYNC_LONG_POLL_MS / 1000 + 15):
+            status, body = await self._http.request(
+                "GET",
+                self._sync_path(SYNC_LONG_POLL_MS, self._stream_filter_query),
+                token=self._access_token,
+            )
+        return status, json.loads(body.decode("utf-8"))
 
     async def _sync_trouble(self, text: str) -> None:
         if self._sync_failing_since is None:
@@ -590,9 +679,16 @@ class NioSession:
         self._sync_failure = text
         await self._notify()
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    async def _notify(self, rooms: set[str] | None = None) -> None:
+        """Wake the waits for news of ``rooms`` and those waiting for anything;
+        every wait when ``rooms`` is None.
+
+        Only the conversations a sync concerns wake up: under ``-j`` the others
+        would each re-check their room and go back to sleep, at every sync.
+        """
+        for room, waiter in self._waiters:
+            if (rooms is None or room is None or room in rooms) and not waiter.done():
+                waiter.set_result(None)
 
     def _sync_own_events(self) -> None:
         """From now on the sync loop asks for our own events too.
@@ -606,10 +702,12 @@ class NioSession:
         if self._sync_in_flight is not None:
             self._sync_in_flight.cancel()
 
-    async def _absorb(self, response: dict[str, Any]) -> None:
+    async def _absorb(self, response: dict[str, Any]) -> set[str]:
+        """Take in a sync's answer; the rooms it brought news of."""
         arrived = time.monotonic()
         rooms = response.get("rooms") or {}  # Synapse leaves out empty sections
-        for room_id, info in (rooms.get("join") or {}).items():
+        joined = rooms.get("join") or {}
+        for room_id, info in joined.items():
             timeline = (info or {}).get("timeline") or {}
             events = [e for e in timeline.get("events") or [] if isinstance(e, dict)]
             limited, prev_batch = bool(timeline.get("limited")), timeline.get("prev_batch")
@@ -639,6 +737,7 @@ class NioSession:
                 self._invites.append(room_id)
         if self._accept_invites:
             self._join_pending_invites()
+        return set(joined)
 
     def _has_my_membership(self, events: list[Event]) -> bool:
         return any(
@@ -655,6 +754,8 @@ class NioSession:
         point we already know; if that cannot be done, the report says replies
         may have been missed.
         """
+        from nio import MessageDirection, RoomMessagesResponse
+
         older: list[Event] = []
         token = prev_batch
         for _ in range(BACKFILL_PAGES):
@@ -670,7 +771,7 @@ class NioSession:
                     ),
                     REQUEST_TIMEOUT,
                 )
-            except (aiohttp.ClientError, OSError, TimeoutError):
+            except _unreachable_errors():  # TimeoutError is an OSError
                 break
             if not isinstance(page, RoomMessagesResponse) or not page.chunk:
                 break
@@ -747,28 +848,41 @@ class NioSession:
 
     # ----------------------------------------------------------------- waits
 
-    async def _wait_for(self, probe: Callable[[], T | None], timeout: float) -> T | None:
-        """Re-check ``probe`` after every sync until it gives a value or time is up."""
+    async def _wait_for(
+        self, probe: Callable[[], T | None], timeout: float, *, room: str | None = None
+    ) -> T | None:
+        """Re-check ``probe`` after every change until it gives a value or time is up.
+
+        With ``room``, the changes are syncs that brought news of that room (and
+        anything that concerns every wait: the server lost, a join); without it,
+        every sync.
+        """
         deadline = time.monotonic() + timeout
-        async with self._changed:
-            while True:
-                if self._fatal is not None:
-                    raise self._fatal
-                value = probe()
-                if value is not None:
-                    return value
-                self._give_up_if_server_gone()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                if self._sync_failing_since is not None:
-                    # A sync to a frozen server hangs for 25 s before it fails again:
-                    # look at the clock meanwhile, to give up on the server in time.
-                    remaining = min(remaining, 1.0)
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._fatal is not None:
+                raise self._fatal
+            value = probe()
+            if value is not None:
+                return value
+            self._give_up_if_server_gone()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if self._sync_failing_since is not None:
+                # A sync to a frozen server hangs for 25 s before it fails again:
+                # look at the clock meanwhile, to give up on the server in time.
+                remaining = min(remaining, 1.0)
+            waiter: asyncio.Future[None] = loop.create_future()
+            entry = (room, waiter)
+            self._waiters.append(entry)
+            try:
                 # asyncio.timeout rather than wait_for: no extra task hop per wake-up.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):
-                        await self._changed.wait()
+                        await waiter
+            finally:
+                self._waiters.remove(entry)
 
     def _give_up_if_server_gone(self) -> None:
         """Waiting out a long deadline for a homeserver that has been gone a while helps nobody."""
@@ -796,10 +910,9 @@ class NioSession:
             )
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
-                response = await self._client.send("GET", "/_matrix/client/versions")
-                async with response:
-                    healthy = response.status == 200
-        except (aiohttp.ClientError, OSError, TimeoutError):
+                status, _ = await self._http.request("GET", "/_matrix/client/versions")
+                healthy = status == 200
+        except (OSError, TimeoutError):
             healthy = False
         if not healthy:
             raise InfrastructureError(
@@ -837,7 +950,9 @@ class NioSession:
             state = feed.members.get(partner) if feed else None
             return state if state in ("join", "leave", "ban") else None
 
-        state = await self._wait_for(partner_state, max(0.0, deadline - time.monotonic()))
+        state = await self._wait_for(
+            partner_state, max(0.0, deadline - time.monotonic()), room=room_id
+        )
         if state == "join":
             return room_id
         if state is None:
@@ -855,12 +970,12 @@ class NioSession:
         what = f"creating a DM with {partner}"
         while True:
             try:
-                created = await self._call(
-                    what,
-                    lambda: self._client.room_create(
-                        is_direct=True, invite=[partner], preset=RoomPreset.trusted_private_chat
-                    ),
+                status, created = await self._raw(
+                    "POST",
+                    "/_matrix/client/v3/createRoom",
+                    {**DM_SETTINGS, "invite": [partner]},
                     deadline,
+                    what=what,
                     wait_out_limits=False,
                 )
             except RateLimited as limited:
@@ -873,12 +988,13 @@ class NioSession:
                 if time.monotonic() >= deadline:
                     raise
                 continue
-            if not isinstance(created, RoomCreateResponse):
-                raise InfrastructureError(
-                    f"creating a DM with {partner} failed: {self._error_text(created)}",
-                    hint="does the bot's user ID exist on this homeserver?",
-                )
-            return str(created.room_id), False
+            room_id = created.get("room_id") if isinstance(created, dict) else None
+            if status != 200 or not isinstance(room_id, str):
+                error = self._refusal(what, status, created)
+                if not isinstance(error, TokenRejected):
+                    error.hint = "does the bot's user ID exist on this homeserver?"
+                raise error
+            return room_id, False
 
     def _count_from_creation(self, room_id: str) -> None:
         """Everything in a room this run created is part of the run.
@@ -987,17 +1103,20 @@ class NioSession:
         if room_id not in self._entered:
             return False
         deadline = time.monotonic() + timeout
-        left = await self._call(
-            "leaving a room", lambda: self._client.room_leave(room_id), deadline
+        room_path = f"/_matrix/client/v3/rooms/{_segment(room_id)}"
+        status, left = await self._raw(
+            "POST", f"{room_path}/leave", {}, deadline, what="leaving a room"
         )
-        if isinstance(left, ErrorResponse):
-            self.warnings.append(f"could not leave {room_id}: {self._error_text(left)}")
+        if status != 200:
+            self._raise_if_token_rejected("leaving a room", status, left)
+            self.warnings.append(f"could not leave {room_id}: {_matrix_error(status, left)}")
             return False
-        forgot = await self._call(
-            "forgetting a room", lambda: self._client.room_forget(room_id), deadline
+        status, forgot = await self._raw(
+            "POST", f"{room_path}/forget", {}, deadline, what="forgetting a room"
         )
-        if isinstance(forgot, ErrorResponse):
-            self.warnings.append(f"could not forget {room_id}: {self._error_text(forgot)}")
+        if status != 200:
+            self._raise_if_token_rejected("forgetting a room", status, forgot)
+            self.warnings.append(f"could not forget {room_id}: {_matrix_error(status, forgot)}")
         self._entered.discard(room_id)
         # A later script of this run may join again: it starts afresh from its own join,
         # not with this conversation's leftovers or what was said while we were away.
@@ -1010,6 +1129,8 @@ class NioSession:
         await self._note_pending_invite(room, deadline)
         # Our join event marks where the room's history ends: the sync must bring it.
         self._sync_own_events()
+        from nio import JoinResponse
+
         response = await self._call(f"joining {room}", lambda: self._client.join(room), deadline)
         if not isinstance(response, JoinResponse):
             raise InfrastructureError(
@@ -1093,11 +1214,13 @@ class NioSession:
 
     async def _join_invited(self, room_id: str) -> None:
         """Join with growing pauses: a server may deliver the invite before the join can work."""
+        from nio import JoinResponse
+
         pause = 0.25
         for _ in range(6):
             try:
                 response = await asyncio.wait_for(self._client.join(room_id), REQUEST_TIMEOUT)
-            except (aiohttp.ClientError, OSError, TimeoutError):
+            except _unreachable_errors():  # TimeoutError is an OSError
                 response = None
             if isinstance(response, JoinResponse):
                 self._joined_via_invite.append(room_id)
@@ -1115,7 +1238,7 @@ class NioSession:
     async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
         feed = self._rooms.setdefault(room_id, _RoomFeed(counting=False))
         reply = await self._wait_for(
-            lambda: feed.replies.popleft() if feed.replies else None, timeout
+            lambda: feed.replies.popleft() if feed.replies else None, timeout, room=room_id
         )
         if reply is None:
             await self._raise_if_server_lost("waiting for a reply")
@@ -1158,16 +1281,17 @@ class NioSession:
     ) -> Event:
         """Send a message event of any type; return it as sent (with its event_id)."""
         deadline = time.monotonic() + timeout
-        content = copy.deepcopy(content)  # the returned event must not change with the caller's
+        payload = json.dumps(content).encode("utf-8")
+        # The returned event must not change with the caller's content: a copy, read
+        # back from what is sent (cheaper than a deep copy).
+        content = json.loads(payload)
         # One transaction ID for every attempt: a retried request cannot send the event twice.
         txn_id = uuid.uuid4().hex
         what = "sending a message" if event_type == "m.room.message" else f"sending {event_type}"
         # A plain request, not nio's room_send: that checks each answer against a JSON
         # schema and builds objects, a good part of the tester's CPU time per step.
-        path = "/_matrix/client/v3/rooms/{}/send/{}/{}".format(
-            quote(room_id, safe=""), quote(event_type, safe=""), txn_id
-        )
-        status, data = await self._raw("PUT", path, content, deadline, what=what)
+        path = f"/_matrix/client/v3/rooms/{_segment(room_id)}/send/{_segment(event_type)}/{txn_id}"
+        status, data = await self._raw("PUT", path, payload, deadline, what=what)
         event_id = data.get("event_id") if status == 200 and isinstance(data, dict) else None
         if not isinstance(event_id, str):
             raise self._refusal(f"{what} to {room_id}", status, data)
@@ -1191,6 +1315,8 @@ class NioSession:
         ``redacts`` is both at the top level (room versions up to 10) and in
         the content (room version 11 and later), as a server would show it.
         """
+        from nio import RoomRedactResponse
+
         deadline = time.monotonic() + timeout
         txn_id = uuid.uuid4().hex
         response = await self._call(
@@ -1213,6 +1339,8 @@ class NioSession:
         self, room_id: str, typing: bool, seconds: float, *, timeout: float
     ) -> None:
         """Start typing for ``seconds`` (the server stops it then), or stop typing."""
+        from nio import RoomTypingResponse
+
         deadline = time.monotonic() + timeout
         typing_ms = max(1, round(seconds * 1000))
         response = await self._call(
@@ -1237,39 +1365,10 @@ class NioSession:
             f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}"
             f"/receipt/m.read/{quote(event_id, safe='')}"
         )
-        response = await self._call(
-            "sending a read receipt", lambda: self._post_json(path, {}), deadline
-        )
-        if isinstance(response, ErrorResponse):
-            raise InfrastructureError(
-                f"sending a read receipt for {event_id} in {room_id} failed:"
-                f" {self._error_text(response)}"
-            )
-
-    async def _post_json(self, path: str, body: Any) -> ErrorResponse | None:
-        """A POST nio has no helper for; None, or the error as nio's ErrorResponse.
-
-        An ErrorResponse, so that ``_call`` waits out 429s and spots a rejected token.
-        """
-        response = await self._client.send(
-            "POST",
-            path,
-            json.dumps(body),
-            {
-                "Authorization": f"Bearer {self._client.access_token}",
-                "Content-Type": "application/json",
-            },
-        )
-        async with response:
-            if response.status == 200:
-                return None
-            try:
-                data = await response.json(content_type=None)
-            except ValueError:
-                data = None
-        if isinstance(data, dict) and isinstance(data.get("errcode"), str):
-            return ErrorResponse.from_dict(data)
-        return ErrorResponse(f"HTTP {response.status}")
+        what = "sending a read receipt"
+        status, data = await self._raw("POST", path, {}, deadline, what=what)
+        if status != 200:
+            raise self._refusal(f"{what} for {event_id} in {room_id}", status, data)
 
     async def upload(
         self, path: Path, *, mimetype: str, filename: str, timeout: float
@@ -1288,6 +1387,8 @@ class NioSession:
                 path=str(path),
                 hint="the path is relative to the script's directory",
             ) from None
+        from nio import UploadResponse
+
         deadline = time.monotonic() + timeout
 
         async def request() -> Any:
@@ -1325,6 +1426,8 @@ class NioSession:
         """
         if not _MXC.fullmatch(mxc):
             return -1
+        from nio import MemoryDownloadResponse
+
         deadline = time.monotonic() + timeout
         response = await self._call(
             f"downloading {mxc}", lambda: self._client.download(mxc), deadline
