@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Mapping
-from typing import Any
-
-from markdown_it import MarkdownIt
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from matrix_bot_tester.language import Edit, React, SendMessage
 from matrix_bot_tester.matching import Event, html_to_text, thread_root
 
 HTML_FORMAT = "org.matrix.custom.html"
 
-_markdown = MarkdownIt("commonmark")
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    """The renderer, made on first use: most suites send no Markdown, and loading it costs."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark")
 
 
 class UnknownMessage(KeyError):
@@ -34,7 +42,7 @@ def event_id_of(name: str, named: Mapping[str, Event]) -> str:
 
 def _text_content(text: str | None, markdown: str | None, html: str | None) -> dict[str, Any]:
     if markdown is not None:
-        rendered = _markdown.render(markdown).strip()
+        rendered = _markdown().render(markdown).strip()
         # Markdown that is just one plain paragraph sends plain text, as Element does.
         if rendered == f"<p>{markdown.strip()}</p>":
             return {"body": markdown}

@@ -433,6 +433,8 @@ class Conversation:
             self.on_step(record)
 
     def _filled(self, record: StepResult, placed: PlacedStep, spec: Step) -> Step:
+        if not placed.templated:
+            return spec
         try:
             filled: Step = fill_all(spec, self.values, self._event_ids())
         except Undefined as missing:

@@ -37,6 +37,9 @@ from matrix_bot_tester.result import ConversationResult, Failure, Outcome, StepR
 
 JSON_SCHEMA_VERSION = SCHEMA_VERSION
 
+# The summary table lists every conversation of a run up to this many.
+TABLE_ALL_UP_TO = 20
+
 _LABEL = {
     Outcome.PASSED: ("PASS", "green"),
     Outcome.FAILED: ("FAIL", "red"),
@@ -166,12 +169,13 @@ class ConsoleReporter:
     def conversation_finished(self, result: ConversationResult) -> None:
         label, colour = _LABEL[result.outcome]
         steps = sum(1 for s in result.steps if s.outcome is Outcome.PASSED)
-        self.console.print(
-            f"[{colour}]{label}[/] {escape(result.name)}"
-            f"  ({steps}/{len(result.steps)} step{'' if len(result.steps) == 1 else 's'},"
-            f" {result.duration:.2f} s)",
-            highlight=False,
+        # A Text, not markup, and no wrapping: one line per conversation of a suite.
+        line = Text.assemble(
+            (label, colour),
+            f" {result.name}  ({steps}/{len(result.steps)}"
+            f" step{'' if len(result.steps) == 1 else 's'}, {result.duration:.2f} s)",
         )
+        self.console.print(line, highlight=False, soft_wrap=True)
         if result.outcome is not Outcome.PASSED and result.failure is not None:
             self.console.print(escape(failure_text(result)), highlight=False)
         elif self.verbose:
@@ -186,7 +190,15 @@ class ConsoleReporter:
         The last line, the totals, is parsed by tests and CI: keep its format.
         """
         if len(results) >= 2:
-            self.console.print(summary_table(results))
+            listed = table_rows(results)
+            if listed:
+                self.console.print(summary_table(listed))
+            if len(listed) < len(results):
+                self.console.print(
+                    f"{len(results) - len(listed)} passed conversations not listed: each has"
+                    " its line above, and every report has them all",
+                    highlight=False,
+                )
         slowest = slowest_steps(results)
         if slowest and len(results) >= 2:
             self.console.print(slowest_steps_table(slowest))
@@ -233,6 +245,15 @@ def slowest_steps(
     ]
     timed.sort(key=lambda pair: -(pair[1].latency or 0.0))
     return timed[:count]
+
+
+def table_rows(results: list[ConversationResult]) -> list[ConversationResult]:
+    """The conversations the summary table lists: all of a small run; of a suite
+    larger than ``TABLE_ALL_UP_TO``, those that did not pass (a table of two hundred
+    passes buries the failures, and costs the CPU of a hundred steps to draw)."""
+    if len(results) <= TABLE_ALL_UP_TO:
+        return results
+    return [result for result in results if result.outcome is not Outcome.PASSED]
 
 
 def summary_table(results: list[ConversationResult]) -> Table:

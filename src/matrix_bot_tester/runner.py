@@ -25,7 +25,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from matrix_bot_tester import html_report
 from matrix_bot_tester.account import Account
 from matrix_bot_tester.conversation import Conversation, Session
 from matrix_bot_tester.discovery import last_run_text
@@ -387,10 +386,13 @@ def _errored(script: Script, options: RunOptions, exc: TesterError) -> Conversat
 def _input_files(options: RunOptions) -> dict[Path, str]:
     """The files a report must never replace: scripts, fragments, account, login state."""
     files: dict[Path, str] = {}
-    for script in options.scripts:
-        files[Path(script.path).resolve()] = "a script"
-        for step in script.steps:
-            files.setdefault(Path(step.path).resolve(), "an included fragment")
+    # Each path resolved once: a suite's steps nearly all name their own script.
+    scripts = {str(script.path) for script in options.scripts}
+    fragments = {str(step.path) for script in options.scripts for step in script.steps}
+    for path in scripts:
+        files[Path(path).resolve()] = "a script"
+    for path in fragments - scripts:
+        files.setdefault(Path(path).resolve(), "an included fragment")
     files[Path(options.account.path).resolve()] = "the account file"
     if options.state_file:
         files[Path(options.state_file).resolve()] = "the login state file"
@@ -405,12 +407,12 @@ def _check_reports(options: RunOptions) -> None:
         "--html": options.html,
     }
     seen: dict[Path, str] = {}
+    inputs = _input_files(options) if any(reports.values()) else {}
     for option, path in reports.items():
         if not path:
             continue
         check_report_path(path, f"the {option} report")
         resolved = Path(path).resolve()
-        inputs = _input_files(options)
         if resolved in inputs:
             raise InputError(
                 f"{option} would overwrite {inputs[resolved]}",
@@ -458,6 +460,8 @@ def execute(options: RunOptions, console: Console, err: Console) -> int:
     if options.json:
         write_atomically(options.json, json_report(results, duration, code))
     if options.html:
+        from matrix_bot_tester import html_report  # only asked for now and then
+
         write_atomically(options.html, html_report.render(results, duration, code))
     if options.last_run_file is not None:
         record = [(r.script_path, r.name, r.outcome.value) for r in results]

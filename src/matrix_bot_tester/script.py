@@ -15,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from matrix_bot_tester.language import (
     TextMatch,
     as_expectation,
 )
-from matrix_bot_tester.variables import BUILTINS, placeholders, strings_in
+from matrix_bot_tester.variables import BUILTINS, has_braces, placeholders, strings_in
 
 DEFAULT_STEP_TIMEOUT = 30.0
 # The step keys filled in after the step's action (see Conversation._run_step).
@@ -83,6 +84,14 @@ class PlacedStep:
     @property
     def send(self) -> str | SendMessage | None:
         return self.spec.send
+
+    @cached_property
+    def templated(self) -> bool:
+        """Whether the step has placeholders (or escaped braces) to fill in at run time.
+
+        Most steps have none: they skip the walk through every field at each run.
+        """
+        return has_braces(self.spec)
 
     @property
     def expect(self) -> ExpectSpec | list[ExpectSpec] | None:

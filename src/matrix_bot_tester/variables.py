@@ -75,6 +75,24 @@ def fill_all(
     return value
 
 
+def has_braces(value: Any) -> bool:
+    """Whether any string in ``value`` has a brace: without one, filling in changes nothing.
+
+    Walks like ``strings_in`` without its generators: asked once per step loaded.
+    """
+    if isinstance(value, str):
+        return "{" in value or "}" in value
+    if isinstance(value, BaseModel):
+        value = list(value.__dict__.values())  # a model's fields, by value
+    elif isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            if has_braces(item):
+                return True
+    return False
+
+
 def strings_in(value: Any) -> Iterator[str]:
     """Every string inside a value, for the loader's check of placeholders."""
     if isinstance(value, str):

@@ -194,3 +194,26 @@ def test_the_slowest_steps_show_scripts_below_here_by_their_relative_path(
     text = summary(results)
     assert _whole_line("examples/conversations/slow.yaml:3", text)
     assert _whole_line("/elsewhere/middling.yaml:3", text)
+
+
+def test_a_large_run_lists_only_what_did_not_pass() -> None:
+    passes = [conversation(f"ok{n:02d}", Outcome.PASSED, [0.010]) for n in range(24)]
+    text = summary([*passes, conversation("broken", Outcome.FAILED, [0.020, 0.030])])
+    assert row(text, "broken") == ["broken", "FAIL", "1/2", "1.00 s", "30 ms (step 2)"]
+    assert not any(line.startswith("ok") for line in text.splitlines())
+    assert "24 passed conversations not listed" in text
+    assert text.splitlines()[-1] == "24 passed, 1 failed in 3.50 s"
+
+
+def test_a_large_run_that_passed_has_no_table_of_conversations() -> None:
+    passes = [conversation(f"ok{n:02d}", Outcome.PASSED, [0.010]) for n in range(21)]
+    text = summary(passes)
+    assert not re.search(r"conversation\s+outcome", text)
+    assert "21 passed conversations not listed" in text
+
+
+def test_a_run_of_twenty_lists_them_all() -> None:
+    passes = [conversation(f"ok{n:02d}", Outcome.PASSED, [0.010]) for n in range(20)]
+    text = summary(passes)
+    assert all(row(text, f"ok{n:02d}")[1] == "PASS" for n in range(20))
+    assert "not listed" not in text
