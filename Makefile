@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[synapse,dev]'
+	# Bytecode for the editable sources too, as pip makes for the rest: each run
+	# would otherwise compile them again where PYTHONDONTWRITEBYTECODE is set.
+	$(BIN)/python -m compileall -q src
 	touch $(STAMP)
 
 install: $(STAMP)

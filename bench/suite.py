@@ -1,7 +1,7 @@
 """A whole suite through the command line: ``-j 1`` beside the default concurrency.
 
 Run it as ``.venv/bin/python bench/suite.py [--conversations 200] [--steps 5]
-[--jobs 1 4] [--port P]``. It prints numbers, compares two of them with the
+[--jobs 1 4] [--port P] [--baseline-tester PATH]``. It prints numbers, compares two of them with the
 issue's targets and asserts nothing (exit 0 whatever the numbers, 1 if the
 benchmark itself could not run).
 
@@ -36,12 +36,20 @@ run the gap between the report's total and the sum of the durations is
 mostly that (plus connecting once).
 
 The machine this runs on may be busy with other work; the numbers are only
-as quiet as the machine was. Run it twice before believing a difference.
+as quiet as the machine was. Run it twice before believing a difference, or
+give ``--baseline-tester`` another version's ``matrix-bot-tester`` (an older
+checkout with its own venv): each run is then made with both, against the same
+Synapse, side by side.
+
+This checkout's package is byte-compiled first: a tester installed with pip
+has its bytecode, while an editable checkout under ``PYTHONDONTWRITEBYTECODE``
+(as on CI machines) would compile its sources again at every start.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import importlib.util
 import json
@@ -71,6 +79,7 @@ from matrix_bot_tester.errors import TesterError
 from matrix_bot_tester.runner import DEFAULT_JOBS
 
 REPO = Path(__file__).resolve().parents[1]
+THIS_TESTER = Path(sys.executable).parent / "matrix-bot-tester"
 BOT_SCRIPT = REPO / "examples" / "command_bot.py"
 SERVER_NAME = "localhost"
 SYNAPSE_START_TIMEOUT = 120.0
@@ -209,6 +218,8 @@ class RunResult:
     durations: list[float] = field(default_factory=list)  # per conversation
     passed: int = 0
     others: Others | None = None
+    tester: str = ""  # "" for this checkout's tester, "base" for --baseline-tester
+    fixed: RunResult | None = None  # the same tester's run of 1 conversation of 1 step
 
     @property
     def steps(self) -> int:
@@ -379,8 +390,8 @@ def tester_run(
     jobs: int,
     deadline: float,
     profile: Path | None = None,
+    tester: Path = THIS_TESTER,
 ) -> RunResult:
-    tester = Path(sys.executable).parent / "matrix-bot-tester"
     report_path = world.temp / f"report-{label}.json"
     log = world.temp / f"output-{label}.txt"
     account, user_id = account_file(world, label)
@@ -447,7 +458,7 @@ def verdict(value: float, target: float) -> str:
 
 def print_table(runs: list[RunResult], baseline: RunResult) -> None:
     width = 16
-    head = f"{'':<34}" + "".join(f"{f'-j {r.jobs}':>{width}}" for r in runs)
+    head = f"{'':<34}" + "".join(f"{f'-j {r.jobs} {r.tester}'.strip():>{width}}" for r in runs)
     print(head)
     print("─" * len(head))
 
@@ -477,7 +488,7 @@ def print_table(runs: list[RunResult], baseline: RunResult) -> None:
     row("tester CPU/step, ms", [f"{r.usage.cpu / r.steps * 1000:.2f}" for r in runs])
     row(
         "  without the fixed cost, ms",
-        [f"{(r.usage.cpu - baseline.usage.cpu) / r.steps * 1000:.2f}" for r in runs],
+        [f"{(r.usage.cpu - (r.fixed or baseline).usage.cpu) / r.steps * 1000:.2f}" for r in runs],
     )
     row("tester peak memory, MiB", [f"{r.usage.peak_mb:.1f}" for r in runs])
 
@@ -499,12 +510,18 @@ def print_table(runs: list[RunResult], baseline: RunResult) -> None:
         f"fixed cost (a run of 1 conversation of 1 step): {baseline.usage.cpu:.2f} s CPU,"
         f" {baseline.usage.peak_mb:.1f} MiB peak, {baseline.usage.wall:.1f} s wall"
     )
+    base = next((r.fixed for r in runs if r.tester and r.fixed), None)
+    if base is not None:
+        print(
+            f"  the baseline tester's (--baseline-tester): {base.usage.cpu:.2f} s CPU,"
+            f" {base.usage.peak_mb:.1f} MiB peak, {base.usage.wall:.1f} s wall"
+        )
     print(
         "'outside conversations': the report's duration minus the conversations' durations"
         " divided by -j: connecting, leaving rooms, waiting for a free slot"
     )
     for r in runs:
-        if r.jobs != DEFAULT_JOBS:
+        if r.jobs != DEFAULT_JOBS or r.tester:
             continue
         cpu = r.usage.cpu / r.steps * 1000
         print(
@@ -524,8 +541,9 @@ def print_requests(run: RunResult, most: int = 14) -> None:
         return
     requests = run.others.requests
     per = max(1, run.conversations)
+    shown = f"-j {run.jobs} {run.tester}".strip()
     print(
-        f"\n-j {run.jobs}: Synapse's requests (its log; per conversation; 'took' is received to"
+        f"\n{shown}: Synapse's requests (its log; per conversation; 'took' is received to"
         " handled, long-polls included; CPU is the request's own, not the event persister's)"
     )
     print(
@@ -580,6 +598,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run the tester under cProfile and keep each run's profile in DIR"
         " (read them with pstats; the CPU figures then include the profiler)",
     )
+    parser.add_argument(
+        "--baseline-tester",
+        type=Path,
+        metavar="PATH",
+        help="another matrix-bot-tester executable (an older checkout's, say): each run"
+        " is made with it too, against the same Synapse, alternating, in columns 'base'",
+    )
     args = parser.parse_args(argv)
     if args.conversations < 1 or args.steps < 1:
         parser.error("--conversations and --steps must be at least 1")
@@ -587,12 +612,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("every --jobs value must be at least 1")
     if args.max_seconds <= 0:
         parser.error("--max-seconds must be positive")
+    if args.baseline_tester is not None and not os.access(args.baseline_tester, os.X_OK):
+        parser.error(f"--baseline-tester: {args.baseline_tester} is not an executable")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     deadline = time.monotonic() + args.max_seconds
+    compileall.compile_dir(REPO / "src", quiet=1)
     print("command:", shlex.join(sys.orig_argv))
     print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
     print(
@@ -610,23 +638,37 @@ def main(argv: list[str] | None = None) -> int:
             answer = help_text(args.bot)
             write_scripts(temp / "baseline", 1, 1, answer)
             write_scripts(temp / "suite", args.conversations, args.steps, answer)
-            baseline = tester_run(world, "baseline", temp / "baseline", 1, deadline)
+            testers = {"": THIS_TESTER}
+            if args.baseline_tester is not None:
+                testers["base"] = args.baseline_tester.resolve()
+            fixed = {
+                name: tester_run(
+                    world, f"fixed{name}", temp / "baseline", 1, deadline, tester=tester
+                )
+                for name, tester in testers.items()
+            }
             runs = []
             for number, jobs in enumerate(args.jobs):
-                label = f"j{jobs}-{number}"
-                print(f"running -j {jobs}...", flush=True)
-                profile = None
-                if args.profile is not None:
-                    args.profile.mkdir(parents=True, exist_ok=True)
-                    profile = args.profile.resolve() / f"{label}.prof"
-                run = tester_run(world, label, temp / "suite", jobs, deadline, profile)
-                print(
-                    f"  -j {jobs}: {run.passed}/{run.conversations} passed in"
-                    f" {run.usage.wall:.1f} s",
-                    flush=True,
-                )
-                runs.append(run)
-        return partial(print_table, runs, baseline)
+                # Alternating which tester goes first, so neither always meets a
+                # Synapse the other has just warmed (or filled).
+                order = list(testers.items())
+                for name, tester in order if number % 2 == 0 else order[::-1]:
+                    label = f"j{jobs}-{number}{name}"
+                    shown = f"-j {jobs} {name}".strip()
+                    print(f"running {shown}...", flush=True)
+                    profile = None
+                    if args.profile is not None:
+                        args.profile.mkdir(parents=True, exist_ok=True)
+                        profile = args.profile.resolve() / f"{label}.prof"
+                    run = tester_run(world, label, temp / "suite", jobs, deadline, profile, tester)
+                    run.tester, run.fixed = name, fixed[name]
+                    print(
+                        f"  {shown}: {run.passed}/{run.conversations} passed in"
+                        f" {run.usage.wall:.1f} s",
+                        flush=True,
+                    )
+                    runs.append(run)
+        return partial(print_table, runs, fixed[""])
 
     return run_guarded(measure)
 
