@@ -26,6 +26,9 @@ import httptools
 from matrix_bot_tester import __version__
 
 _USER_AGENT = f"matrix-bot-tester/{__version__}"
+# No Matrix answer this tester asks for comes near this; a server that sends more
+# (an endless body) is cut off rather than allowed to fill the memory.
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
 # Idle connections kept for reuse: one per conversation running at once and the
 # sync loop's own, with room to spare. More are opened when needed, and closed after.
 _MAX_IDLE = 16
@@ -48,6 +51,8 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._answer: asyncio.Future[tuple[int, bytes]] | None = None
         self._headers_done = False
+        self._sized = False  # the answer says how long it is (a length, or chunks)
+        self._size = 0
         self._keep_alive = False
         self.closed = False
 
@@ -68,16 +73,24 @@ class _Connection(asyncio.Protocol):
         answer = self._answer
         if answer is None or answer.done():
             return
-        if self._headers_done and exc is None and not self._parser.should_keep_alive():
+        if self._headers_done and exc is None and not self._sized:
             # An answer without a length ends where the connection does.
             answer.set_result((self._status(), b"".join(self._body)))
         else:
             answer.set_exception(ServerDisconnected("the server closed the connection"))
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
+            self._sized = True
+
     def on_headers_complete(self) -> None:
         self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > MAX_ANSWER_BYTES:
+            self._fail(TransportError(f"an answer larger than {MAX_ANSWER_BYTES >> 20} MiB"))
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -105,7 +118,8 @@ class _Connection(asyncio.Protocol):
         answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         self._answer = answer
         self._body = []
-        self._headers_done = self._keep_alive = False
+        self._headers_done = self._sized = self._keep_alive = False
+        self._size = 0
         self._transport.write(request)
         try:
             return await answer

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from matrix_bot_tester import transport as transport_module
 from matrix_bot_tester.transport import Transport, TransportError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -217,3 +218,41 @@ def test_the_host_header_names_a_port_only_when_it_is_not_the_default() -> None:
     assert Transport("https://example.org")._host_header == "example.org"
     assert Transport("http://example.org:8008")._host_header == "example.org:8008"
     assert Transport("http://[::1]:8008")._host_header == "[::1]:8008"
+
+
+def test_a_body_cut_off_before_its_length_is_a_disconnect_not_an_answer() -> None:
+    async def cut_off(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n{}")
+        await writer.drain()
+
+    async def test() -> None:
+        async for server in started(cut_off):
+            transport = Transport(server.url)
+            with pytest.raises(TransportError):
+                await transport.request("GET", "/")
+            transport.close()
+
+    run(test)
+
+
+def test_an_answer_without_end_is_cut_off_at_the_size_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transport_module, "MAX_ANSWER_BYTES", 64 * 1024)
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while True:
+            writer.write(b"1000\r\n" + b"x" * 4096 + b"\r\n")
+            await writer.drain()
+
+    async def test() -> None:
+        async for server in started(endless):
+            transport = Transport(server.url)
+            with pytest.raises(TransportError, match="larger than"):
+                await transport.request("GET", "/")
+            transport.close()
+
+    run(test)
