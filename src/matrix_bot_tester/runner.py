@@ -42,6 +42,8 @@ from matrix_bot_tester.script import Role, Script
 from matrix_bot_tester.state import LoginStore
 
 SIGTERM_EXIT = 143
+# Looking up the room an alias names, to let scripts naming one room take turns.
+ALIAS_LOOKUP_TIMEOUT = 15.0
 DEFAULT_JOBS = 4  # the command line's default for -j
 DEFAULT_READY_TIMEOUT = 60.0
 # One readiness attempt waits at most this long for each step (unless --timeout says).
@@ -136,11 +138,13 @@ class _Suite:
         limit = asyncio.Semaphore(options.jobs)
         # Scripts that name the same room take turns: in one room they would take
         # each other's replies, and the first to pass would leave it under the others.
+        # One room may be named by its ID in one script and an alias in another.
         rooms: dict[str, asyncio.Lock] = {}
+        room_ids = await self._room_ids([options.scripts[i] for i in together])
 
         def turn(script: Script) -> contextlib.AbstractAsyncContextManager[object]:
             if script.role is Role.ROOM and script.room:
-                return rooms.setdefault(script.room, asyncio.Lock())
+                return rooms.setdefault(room_ids.get(script.room, script.room), asyncio.Lock())
             return contextlib.nullcontext()
 
         async def one(index: int) -> None:
@@ -158,6 +162,23 @@ class _Suite:
             if self.stop:
                 break
             await self.converse(index)
+
+    async def _room_ids(self, scripts: list[Script]) -> dict[str, str]:
+        """The room ID of each alias the room scripts name, where the server says it.
+
+        An alias the server does not know is left as it is: joining it will say why.
+        """
+        resolve = getattr(self.session, "room_id_of", None)
+        if resolve is None:
+            return {}
+        aliases = {
+            s.room for s in scripts if s.role is Role.ROOM and s.room and s.room.startswith("#")
+        }
+        found: dict[str, str] = {}
+        for alias in sorted(aliases):
+            with contextlib.suppress(TesterError):
+                found[alias] = await resolve(alias, timeout=ALIAS_LOOKUP_TIMEOUT)
+        return found
 
     @staticmethod
     def _alone(script: Script) -> bool:
@@ -284,11 +305,14 @@ async def _leave_spares(session: Session, reporter: ConsoleReporter) -> None:
         # Under rate limits this takes a while (5 s a room at Synapse's defaults): say so.
         count = f"{len(rooms)} room{'' if len(rooms) == 1 else 's'}"
         reporter.console.print(f"leaving the {count} kept for reuse", highlight=False)
-    for room_id in rooms:
+    for done, room_id in enumerate(rooms):
         try:
             await leave(room_id)
         except InfrastructureError as exc:
-            reporter.warning(f"could not leave {room_id}: {exc.one_line()}")
+            left_over = len(rooms) - done
+            rest = f" (nor the {left_over - 1} other kept rooms)" if left_over > 1 else ""
+            reporter.warning(f"could not leave {room_id}{rest}: {exc.one_line()}")
+            return  # the next ones would meet the same server, each waiting out its deadline
 
 
 async def wait_until_ready(

@@ -52,7 +52,7 @@ from matrix_bot_tester.conversation import RATE_LIMITED, ConversationFailed, Rep
 from matrix_bot_tester.errors import InfrastructureError, InputError
 from matrix_bot_tester.matching import Event
 from matrix_bot_tester.state import LoginStore, StoredLogin
-from matrix_bot_tester.transport import ServerDisconnected, Transport
+from matrix_bot_tester.transport import ServerDisconnected, Transport, TransportError
 
 if TYPE_CHECKING:
     from nio import AsyncClient
@@ -404,9 +404,9 @@ class NioSession:
             hint = "is the homeserver running and homeserver_url right?"
             if self.url.startswith("https://") and _speaks_plain_http(exc):
                 hint = "does the server speak plain http:// rather than https://?"
+            detail = str(exc) if isinstance(exc, TransportError) else type(exc).__name__
             raise InfrastructureError(
-                f"{what}: cannot reach the homeserver at {self.url} ({type(exc).__name__})",
-                hint=hint,
+                f"{what}: cannot reach the homeserver at {self.url} ({detail})", hint=hint
             ) from None
         if _nio_error_code(response) == "M_UNKNOWN_TOKEN":
             raise self._token_rejected(what)
@@ -535,7 +535,13 @@ class NioSession:
             status, body = await self._http.request("GET", "/_matrix/client/versions")
             return status, _json_or_none(body)
 
-        status, body = await self._call("contacting the homeserver", versions, deadline)
+        try:
+            status, body = await self._call("contacting the homeserver", versions, deadline)
+        except InfrastructureError as exc:
+            if self.url.startswith("https://") and exc.hint is None:
+                # A plain-http server never answers a TLS hello: it just waits.
+                exc.hint = "does the server speak plain http:// rather than https://?"
+            raise
         if status != 200 or not isinstance(body, dict) or "versions" not in body:
             raise InfrastructureError(
                 f"{self.url} does not answer like a Matrix homeserver"
@@ -1102,6 +1108,11 @@ class NioSession:
         """
         if room_id not in self._entered:
             return False
+        if self._fatal is not None or self._sync_failing_since is not None:
+            # Each leave would wait out its whole deadline for a server known to be gone.
+            raise InfrastructureError(
+                f"leaving a room: lost the homeserver at {self.url} ({self._sync_failure})"
+            )
         deadline = time.monotonic() + timeout
         room_path = f"/_matrix/client/v3/rooms/{_segment(room_id)}"
         status, left = await self._raw(
@@ -1142,23 +1153,25 @@ class NioSession:
             self._entered.add(room_id)
         return room_id
 
+    async def room_id_of(self, room: str, *, timeout: float) -> str:
+        """The ID of the room an alias (or ID) names; the name itself if the server
+        does not know it."""
+        if not room.startswith("#"):
+            return room
+        path = f"/_matrix/client/v3/directory/room/{_segment(room)}"
+        status, data = await self._raw("GET", path, None, time.monotonic() + timeout)
+        room_id = data.get("room_id") if status == 200 and isinstance(data, dict) else None
+        return room_id if isinstance(room_id, str) else room
+
     async def _note_pending_invite(self, room: str, deadline: float) -> None:
         """Whether ``room`` (an ID or alias) holds an invite for us from before the run.
 
         Asks about that one room only, which costs nothing however many rooms
         the account has.
         """
-        room_id = room
-        if room.startswith("#"):
-            path = f"/_matrix/client/v3/directory/room/{quote(room, safe='')}"
-            status, data = await self._raw("GET", path, None, deadline)
-            if (
-                status != 200
-                or not isinstance(data, dict)
-                or not isinstance(data.get("room_id"), str)
-            ):
-                return  # joining will say what is wrong
-            room_id = data["room_id"]
+        room_id = await self.room_id_of(room, timeout=max(0.0, deadline - time.monotonic()))
+        if room_id.startswith("#"):
+            return  # an alias the server does not know: joining will say what is wrong
         await self._list_pending_invites(deadline, only=room_id)
 
     async def _list_pending_invites(self, deadline: float, only: str | None = None) -> None:

@@ -160,3 +160,29 @@ def test_homeserver_commands(tmp_path: Path) -> None:
     assert stopped.code == 0
     assert stopped.stdout.strip() == "stopped"
     assert run_cli("homeserver", "status", "--dir", directory).code == 3
+
+
+def test_scripts_naming_one_room_by_id_and_by_alias_take_turns_under_j(
+    homeserver: Homeserver,
+    command_bot: RegisteredUser,
+    register_user: Callable[..., RegisteredUser],
+    make_account: AccountFactory,
+    tmp_path: Path,
+) -> None:
+    """Found by a fresh user: the script naming the room by ID passed and left it
+    while the one naming it by alias was still waiting there for its reply."""
+    owner = register_user()
+    room_id, room_alias = public_room_with_bot(
+        homeserver.url, owner.access_token, command_bot.user_id, homeserver.server_name
+    )
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    # The short one would finish (and leave) while the long one still talks.
+    for name, room, count in (("by-id", room_id, 1), ("by-alias", room_alias, 4)):
+        steps = "".join(
+            f'  - send: "!echo {name}-{n}"\n    expect: "{name}-{n}"\n' for n in range(count)
+        )
+        write_script(suite, f"{name}.convo.yaml", f'room_to_connect: "{room}"\nmessages:\n{steps}')
+    run = run_cli("run", suite, "--account", make_account(), "-j", "2")
+    assert run.code == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
