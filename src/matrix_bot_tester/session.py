@@ -279,6 +279,7 @@ class NioSession:
         self._spare_dms: dict[str, list[str]] = {}  # partner -> finished DMs, oldest first
         self._joined_at_start: set[str] = set()
         self._known_users: set[str] = set()  # partners whose profile was found
+        self._alias_rooms: dict[str, str] = {}  # aliases looked up in this run -> room IDs
         self._shown_as_dm: set[str] = set()  # rooms already recorded in m.direct
         self._accept_invites = False
         self._invites_listed = False
@@ -523,20 +524,15 @@ class NioSession:
         user_id = data.get("user_id") if status == 200 and isinstance(data, dict) else None
         if isinstance(user_id, str):
             return user_id, ""
-        error = _matrix_error(status, data)
-        if "M_UNKNOWN_TOKEN" in error:
-            raise self._token_rejected(what)
-        return None, error
+        self._raise_if_token_rejected(what, status, data)
+        return None, _matrix_error(status, data)
 
     async def _check_is_homeserver(self, deadline: float) -> None:
         """Say "not a Matrix homeserver" rather than "login refused" for a wrong URL."""
-
-        async def versions() -> tuple[int, Any]:
-            status, body = await self._http.request("GET", "/_matrix/client/versions")
-            return status, _json_or_none(body)
-
         try:
-            status, body = await self._call("contacting the homeserver", versions, deadline)
+            status, body = await self._raw(
+                "GET", "/_matrix/client/versions", None, deadline, what="contacting the homeserver"
+            )
         except InfrastructureError as exc:
             if self.url.startswith("https://") and exc.hint is None:
                 # A plain-http server never answers a TLS hello: it just waits.
@@ -1065,7 +1061,7 @@ class NioSession:
             return
         if user_id.split(":", 1)[-1] != self.account.server_name:
             return  # asking another server would need federation; let the invite tell
-        path = f"/_matrix/client/v3/profile/{quote(user_id, safe='')}"
+        path = f"/_matrix/client/v3/profile/{_segment(user_id)}"
         status, _ = await self._raw("GET", path, None, deadline)
         if status == 404:  # Synapse answers M_NOT_FOUND or M_UNKNOWN "No row found"
             raise InfrastructureError(
@@ -1077,7 +1073,7 @@ class NioSession:
 
     async def _mark_direct(self, partners: dict[str, str], deadline: float) -> None:
         """Record DMs (room -> partner) in m.direct, as Matrix clients do (nio does not)."""
-        path = f"/_matrix/client/v3/user/{quote(self.user_id, safe='')}/account_data/m.direct"
+        path = f"/_matrix/client/v3/user/{_segment(self.user_id)}/account_data/m.direct"
         async with self._direct_lock:
             status, current = await self._raw("GET", path, None, deadline)
             direct = current if status == 200 and isinstance(current, dict) else {}
@@ -1156,12 +1152,15 @@ class NioSession:
     async def room_id_of(self, room: str, *, timeout: float) -> str:
         """The ID of the room an alias (or ID) names; the name itself if the server
         does not know it."""
-        if not room.startswith("#"):
-            return room
+        if not room.startswith("#") or room in self._alias_rooms:
+            return self._alias_rooms.get(room, room)
         path = f"/_matrix/client/v3/directory/room/{_segment(room)}"
         status, data = await self._raw("GET", path, None, time.monotonic() + timeout)
         room_id = data.get("room_id") if status == 200 and isinstance(data, dict) else None
-        return room_id if isinstance(room_id, str) else room
+        if not isinstance(room_id, str):
+            return room
+        self._alias_rooms[room] = room_id  # the runner asks first, the join again
+        return room_id
 
     async def _note_pending_invite(self, room: str, deadline: float) -> None:
         """Whether ``room`` (an ID or alias) holds an invite for us from before the run.
@@ -1259,7 +1258,7 @@ class NioSession:
 
     async def display_name(self, user_id: str, *, timeout: float) -> str | None:
         """``user_id``'s profile display name; None if unset or the server would not say."""
-        path = f"/_matrix/client/v3/profile/{quote(user_id, safe='')}/displayname"
+        path = f"/_matrix/client/v3/profile/{_segment(user_id)}/displayname"
         status, data = await self._raw("GET", path, None, time.monotonic() + timeout)
         name = data.get("displayname") if status == 200 and isinstance(data, dict) else None
         return name if isinstance(name, str) and name else None
@@ -1374,10 +1373,7 @@ class NioSession:
         always sends a ``thread_id``, so this is a plain request.
         """
         deadline = time.monotonic() + timeout
-        path = (
-            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}"
-            f"/receipt/m.read/{quote(event_id, safe='')}"
-        )
+        path = f"/_matrix/client/v3/rooms/{_segment(room_id)}/receipt/m.read/{_segment(event_id)}"
         what = "sending a read receipt"
         status, data = await self._raw("POST", path, {}, deadline, what=what)
         if status != 200:

@@ -80,7 +80,7 @@ class _Connection(asyncio.Protocol):
             answer.set_exception(ServerDisconnected("the server closed the connection"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
+        if name.lower() in (b"content-length", b"transfer-encoding"):
             self._sized = True
 
     def on_headers_complete(self) -> None:

@@ -25,17 +25,22 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def alias(
+def public_room(
     homeserver: Homeserver,
     command_bot: RegisteredUser,
     register_user: Callable[..., RegisteredUser],
-) -> str:
-    """A new public room with the command bot in it, by its alias."""
+) -> tuple[str, str]:
+    """A new public room with the command bot in it: its ID and its alias."""
     owner = register_user()
-    _, room_alias = public_room_with_bot(
+    return public_room_with_bot(
         homeserver.url, owner.access_token, command_bot.user_id, homeserver.server_name
     )
-    return room_alias
+
+
+@pytest.fixture
+def alias(public_room: tuple[str, str]) -> str:
+    """A new public room with the command bot in it, by its alias."""
+    return public_room[1]
 
 
 def test_room_alias_is_joined_and_used(
@@ -163,18 +168,11 @@ def test_homeserver_commands(tmp_path: Path) -> None:
 
 
 def test_scripts_naming_one_room_by_id_and_by_alias_take_turns_under_j(
-    homeserver: Homeserver,
-    command_bot: RegisteredUser,
-    register_user: Callable[..., RegisteredUser],
-    make_account: AccountFactory,
-    tmp_path: Path,
+    public_room: tuple[str, str], make_account: AccountFactory, tmp_path: Path
 ) -> None:
     """Found by a fresh user: the script naming the room by ID passed and left it
     while the one naming it by alias was still waiting there for its reply."""
-    owner = register_user()
-    room_id, room_alias = public_room_with_bot(
-        homeserver.url, owner.access_token, command_bot.user_id, homeserver.server_name
-    )
+    room_id, room_alias = public_room
     suite = tmp_path / "suite"
     suite.mkdir()
     # The short one would finish (and leave) while the long one still talks.
