@@ -272,15 +272,17 @@ class Conversation:
 
     def _record(
         self, direction: str, event: Event, step: int | None, moment: float, note: str = ""
-    ) -> None:
-        message = message_of(event)
+    ) -> Message:
+        """Write an event into the transcript; the message it makes (without the note)."""
+        message = shown = message_of(event)
         if note:
-            message = dataclasses.replace(message, body=f"{message.body} ({note})")
+            shown = dataclasses.replace(message, body=f"{message.body} ({note})")
         self.result.transcript.append(
             TranscriptEntry(
-                at=self._elapsed(moment), direction=direction, message=message, step_index=step
+                at=self._elapsed(moment), direction=direction, message=shown, step_index=step
             )
         )
+        return message
 
     @property
     def _opening_timeout(self) -> float:
@@ -410,11 +412,11 @@ class Conversation:
         self._edits_in_step = 0
         # The action is filled in first; the expectations after it, so that they
         # may refer to what this very step sent ({NAME.event_id} of its own name).
-        action_only = placed.spec.model_copy(
-            update={"expect": None, "expect_unordered": None, "ignore": None}
-        )
-        action = self._filled(record, placed, action_only)
-        record.send = describe_action(action)
+        # A step without placeholders is as the script wrote it, and so are the
+        # descriptions its record was made with.
+        action = self._filled(record, placed, placed.action_spec)
+        if placed.templated:
+            record.send = describe_action(action)
         sent = await self._act(session, room_id, placed, action, deadline, record)
         began = time.monotonic()
         if sent is not None:
@@ -423,7 +425,8 @@ class Conversation:
             if action.name:
                 self.named[action.name] = sent
         step = self._filled(record, placed, placed.spec)
-        record.expect = describe_expectation(step)
+        if placed.templated:
+            record.expect = describe_expectation(step)
         context = MatchContext(me=session.user_id, step_event=sent, named=self.named)
         steps = _Expecting(self, session, room_id, placed, step, record, context, deadline, began)
         await steps.run()
@@ -599,17 +602,22 @@ class _Expecting:
         self.deadline = deadline
         self.began = began
         # The script's rules are filled in like the step (the step's own already are).
-        script_ignore = fill_all(
-            list(conversation.script.ignore), conversation.values, conversation._event_ids()
-        )
+        script_ignore = conversation.script.ignore
+        if script_ignore:
+            script_ignore = fill_all(
+                list(script_ignore), conversation.values, conversation._event_ids()
+            )
         self.ignore = [*script_ignore, *(_expectations(step.ignore))]
 
     async def run(self) -> None:
         step = self.step
-        if step.expect is not None:
-            await self._expect_in_order(step.expectations())
-        elif step.expect_unordered is not None:
-            await self._expect_any_order(step.expectations())
+        if step.expect is not None or step.expect_unordered is not None:
+            placed = self.placed
+            expectations = placed.expectations if step is placed.spec else step.expectations()
+            if step.expect is not None:
+                await self._expect_in_order(expectations)
+            else:
+                await self._expect_any_order(expectations)
         elif step.expect_count is not None:
             await self._expect_in_order([Expectation()] * step.expect_count)
         elif step.expect_no_reply is not None:
@@ -640,11 +648,11 @@ class _Expecting:
 
     def _accept(self, expectation: Expectation, reply: Reply, verdict: Verdict, at: float) -> None:
         c = self.c
-        c._record("received", reply.event, self.placed.index, reply.arrived)
+        message = c._record("received", reply.event, self.placed.index, reply.arrived)
         c.values.update(verdict.captures)
         if expectation.name:
             c.named[expectation.name] = reply.event
-        self.record.received = message_of(reply.event)
+        self.record.received = message
         self.record.latency = round(max(0.0, at - self.began), 3)
         if self.step.within is not None and at - self.began > self.step.within:
             self.c._fail(

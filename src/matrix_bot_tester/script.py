@@ -39,7 +39,13 @@ from matrix_bot_tester.language import (
     TextMatch,
     as_expectation,
 )
-from matrix_bot_tester.variables import BUILTINS, has_braces, placeholders, strings_in
+from matrix_bot_tester.variables import (
+    BUILTINS,
+    children,
+    has_braces,
+    placeholders,
+    strings_in,
+)
 
 DEFAULT_STEP_TIMEOUT = 30.0
 # The step keys filled in after the step's action (see Conversation._run_step).
@@ -92,6 +98,23 @@ class PlacedStep:
         Most steps have none: they skip the walk through every field at each run.
         """
         return has_braces(self.spec)
+
+    @cached_property
+    def action_spec(self) -> Step:
+        """The step without its expectations: the part filled in before the action.
+
+        The expectations are filled in after it, so that they may refer to what
+        this very step sent (``{NAME.event_id}`` of its own name).
+        """
+        return self.spec.model_copy(
+            update={"expect": None, "expect_unordered": None, "ignore": None}
+        )
+
+    @cached_property
+    def expectations(self) -> list[Expectation]:
+        """``spec.expectations()``, made once: for a step without placeholders it is
+        the same at every run of it."""
+        return self.spec.expectations()
 
     @property
     def expect(self) -> ExpectSpec | list[ExpectSpec] | None:
@@ -313,9 +336,8 @@ class _Checker:
 
     def check(self, step: PlacedStep) -> None:
         spec = step.spec
-        for key in type(spec).model_fields:
-            value = getattr(spec, key)
-            if value is None or key in ("name",):
+        for key, value in spec.__dict__.items():  # the step's fields
+            if value is None or key == "name":
                 continue
             # Expectations are filled in after the step's action: they may use its name.
             own_name = {spec.name} if spec.name and key in EXPECTATION_KEYS else set()
@@ -348,7 +370,7 @@ class _Checker:
             (k for k in ("expect", "expect_unordered") if getattr(spec, k) is not None), "expect"
         )
         sends = spec.action in ("send", "react", "edit", "redact", "send_event")
-        for expectation in spec.expectations():
+        for expectation in step.expectations:
             refers: list[str | bool | None] = [expectation.reply_to, expectation.thread]
             if expectation.reaction is not None:
                 refers.append(expectation.reaction.to)
@@ -366,12 +388,12 @@ class _Checker:
             # A later item of the same list may refer to an earlier one.
             if expectation.name:
                 own.add(expectation.name)
-        self._define(spec)
+        self._define(step)
 
-    def _define(self, spec: Step) -> None:
-        if spec.name:
-            self.names.add(spec.name)
-        for expectation in spec.expectations():
+    def _define(self, step: PlacedStep) -> None:
+        if step.spec.name:
+            self.names.add(step.spec.name)
+        for expectation in step.expectations:
             if expectation.name:
                 self.names.add(expectation.name)
             self.values.update(expectation.save or {})
@@ -384,14 +406,8 @@ def _text_matches(value: Any) -> list[TextMatch]:
     if isinstance(value, TextMatch):
         return [value]
     found: list[TextMatch] = []
-    if isinstance(value, BaseModel):
-        for field in type(value).model_fields:
-            found.extend(_text_matches(getattr(value, field)))
-    elif isinstance(value, dict):
-        for item in value.values():
-            found.extend(_text_matches(item))
-    elif isinstance(value, list):
-        for item in value:
+    for item in children(value):
+        if item is not None and type(item) is not str:
             found.extend(_text_matches(item))
     return found
 

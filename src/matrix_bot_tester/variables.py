@@ -10,7 +10,7 @@ left alone; a value put into a regex is escaped so it matches literally.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -75,21 +75,32 @@ def fill_all(
     return value
 
 
-def has_braces(value: Any) -> bool:
-    """Whether any string in ``value`` has a brace: without one, filling in changes nothing.
+def children(value: Any) -> Iterable[Any]:
+    """What a model (its fields' values), mapping (its values) or list holds;
+    nothing for anything else. The walkers below look at the children that
+    are None or plain strings in their own loop, not with a call each: most
+    of a step's fields are unset, and walks happen once per step loaded."""
+    if isinstance(value, BaseModel):
+        return value.__dict__.values()
+    if isinstance(value, dict):
+        return value.values()
+    if isinstance(value, list):
+        return value
+    return ()
 
-    Walks like ``strings_in`` without its generators: asked once per step loaded.
-    """
+
+def has_braces(value: Any) -> bool:
+    """Whether any string in ``value`` has a brace: without one, filling in changes nothing."""
     if isinstance(value, str):
         return "{" in value or "}" in value
-    if isinstance(value, BaseModel):
-        value = list(value.__dict__.values())  # a model's fields, by value
-    elif isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list):
-        for item in value:
-            if has_braces(item):
+    for item in children(value):
+        if item is None:
+            continue
+        if type(item) is str:
+            if "{" in item or "}" in item:
                 return True
+        elif has_braces(item):
+            return True
     return False
 
 
@@ -97,12 +108,9 @@ def strings_in(value: Any) -> Iterator[str]:
     """Every string inside a value, for the loader's check of placeholders."""
     if isinstance(value, str):
         yield value
-    elif isinstance(value, list):
-        for item in value:
+        return
+    for item in children(value):
+        if type(item) is str:
+            yield item
+        elif item is not None:
             yield from strings_in(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from strings_in(item)
-    elif isinstance(value, BaseModel):
-        for field in type(value).model_fields:
-            yield from strings_in(getattr(value, field))
