@@ -35,13 +35,13 @@ from matrix_bot_tester.interrupts import run_stoppable
 # The room check of room_to_connect in scripts, so that --room takes what a script may name.
 from matrix_bot_tester.language import _ALIAS, _ROOM_ID, DM
 from matrix_bot_tester.matching import Event
-from matrix_bot_tester.recorder import Participants, Recording, record, render
 from matrix_bot_tester.report import check_report_path, write_atomically
 from matrix_bot_tester.runner import SIGTERM_EXIT
 from matrix_bot_tester.script import parse_script
 from matrix_bot_tester.state import LoginStore
 
 if TYPE_CHECKING:
+    from matrix_bot_tester.recorder import Recording
     from matrix_bot_tester.session import NioSession
 
 DEFAULT_MAX_DURATION = 3600.0
@@ -248,6 +248,10 @@ def record_command(options: RecordOptions, err: Console) -> int:
 
 
 def _write(options: RecordOptions, err: Console) -> ExitCode:
+    # Imported here: every command line builds the parser, which reads this
+    # module's defaults; only a recording needs the recorder.
+    from matrix_bot_tester.recorder import Participants, record, render
+
     assert options.room_id is not None and options.bot is not None
     if options.events_json:
         # With who was who, so that the recorder's pure half can be replayed on it.
