@@ -140,8 +140,14 @@ class Session(Protocol):
         """The size of downloadable content, or -1 when it cannot be downloaded."""
         ...
 
-    async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
-        """The next non-state event from someone else, in order, or None at the deadline."""
+    async def next_event(
+        self, room_id: str, *, timeout: float, patience: float = 0.0
+    ) -> Reply | None:
+        """The next non-state event from someone else, in order, or None at the deadline.
+
+        At the deadline the homeserver must show it is still there (else
+        InfrastructureError), within a few seconds or ``patience``, if longer.
+        """
         ...
 
     def pending_events(self, room_id: str) -> list[Reply]:
@@ -537,13 +543,20 @@ class Conversation:
         return reply
 
     async def _pull(
-        self, session: Session, room_id: str, until: float, step_index: int
+        self, session: Session, room_id: str, until: float, deadline: float, step_index: int
     ) -> Reply | None:
-        """Wait for one more event until ``until``; None when none came."""
-        remaining = until - time.monotonic()
+        """Wait for one more event until ``until``; None when none came.
+
+        ``until`` may end before the step's ``deadline`` (a settle or edit-grace
+        window): a homeserver slow to say it is still there is then given the
+        rest of the step's time, not counted as lost.
+        """
+        now = time.monotonic()
+        remaining = until - now
         if remaining <= 0:
             return None
-        reply = await session.next_event(room_id, timeout=remaining)
+        patience = max(0.0, deadline - now - remaining)
+        reply = await session.next_event(room_id, timeout=remaining, patience=patience)
         if reply is None:
             return None
         self._take_in(reply, step_index)
@@ -643,7 +656,9 @@ class _Expecting:
                 if reply.event.get("type") in types:
                     c._inbox.remove(reply)
                     return reply
-            if not await c._pull(self.session, self.room_id, self.deadline, self.placed.index):
+            if not await c._pull(
+                self.session, self.room_id, self.deadline, self.deadline, self.placed.index
+            ):
                 return None
 
     def _accept(self, expectation: Expectation, reply: Reply, verdict: Verdict, at: float) -> None:
@@ -689,7 +704,9 @@ class _Expecting:
         grace_until = min(self.deadline, time.monotonic() + EDIT_GRACE)
         while not verdict.ok and time.monotonic() < grace_until:
             c._edited.discard(event_id)
-            pulled = await c._pull(self.session, self.room_id, grace_until, self.placed.index)
+            pulled = await c._pull(
+                self.session, self.room_id, grace_until, self.deadline, self.placed.index
+            )
             if pulled is None:
                 break
             if event_id in c._edited:
@@ -759,7 +776,9 @@ class _Expecting:
                     received=message_of(reply.event),
                     waited=round(reply.arrived - self.began, 3),
                 )
-            if not await c._pull(self.session, self.room_id, until, self.placed.index):
+            if not await c._pull(
+                self.session, self.room_id, until, self.deadline, self.placed.index
+            ):
                 return
 
     # -- failures

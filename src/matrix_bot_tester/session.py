@@ -972,12 +972,13 @@ class NioSession:
                 hint="is the homeserver running?",
             )
 
-    async def _raise_if_server_lost(self, what: str) -> None:
+    async def _raise_if_server_lost(self, what: str, patience: float = 0.0) -> None:
         """A timeout while the homeserver is unreachable or frozen is not the bot's fault.
 
         The sync loop notices a refused connection at once, but a frozen server
         only when a sync times out; so at a deadline we also ask the server
-        directly, briefly, whether it still answers.
+        directly, briefly (or for ``patience`` seconds, the time a step has left
+        when only a window within it ended), whether it still answers.
         """
         if self._sync_failing_since is not None:
             # No duration: the sync notices a frozen server only when it times out,
@@ -987,9 +988,10 @@ class NioSession:
                 hint="is the homeserver running, or frozen?",
             )
         try:
-            async with asyncio.timeout(PROBE_TIMEOUT):
-                status, _ = await self._http.request("GET", "/_matrix/client/versions")
-                healthy = status == 200
+            status, _ = await self._http.request(
+                "GET", "/_matrix/client/versions", timeout=max(PROBE_TIMEOUT, patience)
+            )
+            healthy = status == 200
         except (OSError, TimeoutError):
             healthy = False
         if not healthy:
@@ -1323,13 +1325,15 @@ class NioSession:
         content = {"msgtype": "m.text", "body": body}
         return await self.send_event(room_id, "m.room.message", content, timeout=timeout)
 
-    async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
+    async def next_event(
+        self, room_id: str, *, timeout: float, patience: float = 0.0
+    ) -> Reply | None:
         feed = self._rooms.setdefault(room_id, _RoomFeed(counting=False))
         reply = await self._wait_for(
             lambda: feed.replies.popleft() if feed.replies else None, timeout, room=room_id
         )
         if reply is None:
-            await self._raise_if_server_lost("waiting for a reply")
+            await self._raise_if_server_lost("waiting for a reply", patience)
         return reply
 
     async def display_name(self, user_id: str, *, timeout: float) -> str | None:

@@ -31,6 +31,7 @@ server. Every wait on the scene is a condition with a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -51,6 +52,7 @@ import pytest
 from clirun import (
     EXAMPLES,
     AccountFactory,
+    CliRun,
     finish,
     matrix_request,
     run_cli,
@@ -515,36 +517,63 @@ def test_a_homeserver_gone_for_good_is_exit_3_naming_the_url(
     assert after_stop < deadline + 5
 
 
-def test_a_frozen_homeserver_is_given_up_on_long_before_a_long_deadline(
-    own_server: Homeserver, tmp_path: Path
-) -> None:
-    """SIGSTOP: connections are accepted but never answered. The sync notices after about
-    25 s (its long poll and a margin), and the run ends 15 s later, not at the 300 s deadline."""
-    scene = _room_scene(own_server, tmp_path)
+def _run_across_a_freeze(
+    server: Homeserver, directory: Path, step: str, thaw_after: float | None
+) -> tuple[CliRun, float]:
+    """A one-step room script whose ``send`` is ``hello?``: Synapse is frozen (SIGSTOP:
+    connections accepted, never answered) once the message is in the room, and thawed
+    ``thaw_after`` s later (None: when the run ends). The run, and its time since the freeze."""
+    scene = _room_scene(server, directory)
     script = write_script(
-        tmp_path,
+        directory,
         "frozen.yaml",
-        f"room_to_connect: '{scene.room}'\nmessages:\n"
-        "  - send: hello?\n    expect: an answer\n    timeout: 300\n",
+        f"room_to_connect: '{scene.room}'\nmessages:\n  - send: hello?\n{step}",
     )
     process = start_cli("run", script, "--account", scene.account)
-    assert own_server.pid is not None
+    assert server.pid is not None
     try:
         _wait_until_sent(scene, "hello?")
-        os.kill(own_server.pid, signal.SIGSTOP)
+        os.kill(server.pid, signal.SIGSTOP)
         frozen = time.monotonic()
-        run = finish(process, timeout=120)
-        after_freeze = time.monotonic() - frozen
+        try:
+            if thaw_after is not None:
+                # The fault itself, not a wait for something: how long the server is gone.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=thaw_after)
+                os.kill(server.pid, signal.SIGCONT)
+            run = finish(process, timeout=120)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        return run, time.monotonic() - frozen
     finally:
-        os.kill(own_server.pid, signal.SIGCONT)
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_a_frozen_homeserver_is_given_up_on_long_before_a_long_deadline(
+    own_server: Homeserver, tmp_path: Path
+) -> None:
+    """The sync notices a frozen server after about 25 s (its long poll and a margin), and
+    the run ends 15 s later, not at the 300 s deadline."""
+    step = "    expect: an answer\n    timeout: 300\n"
+    run, after_freeze = _run_across_a_freeze(own_server, tmp_path, step, thaw_after=None)
     assert run.code == 3, run.stdout + run.stderr
     no_traceback(run)
     assert "lost the homeserver" in run.stdout + run.stderr
     print(f"\nfrozen homeserver given up on after {after_freeze:.1f} s")
     assert after_freeze < 60, after_freeze  # 25 s + 15 s, and some slack for a busy machine
+
+
+def test_a_homeserver_pause_at_the_end_of_a_quiet_window_is_not_a_lost_server(
+    own_server: Homeserver, tmp_path: Path
+) -> None:
+    """Synapse frozen for 6 s across the end of a 2 s ``expect_no_reply`` window, well inside
+    the step's 30 s: the run waits for it rather than calling it lost (exit 3)."""
+    step = "    expect_no_reply: 2\n    timeout: 30\n"
+    run, _ = _run_across_a_freeze(own_server, tmp_path, step, thaw_after=6)
+    assert run.code == 0, run.stdout + run.stderr
+    no_traceback(run)
 
 
 def test_a_gap_in_the_sync_during_a_step_is_fetched_back(

@@ -84,6 +84,7 @@ class FakeSession:
         self.fail_on_open = fail_on_open
         self.size = download_size
         self.calls: list[tuple[Any, ...]] = []
+        self.patience: list[float] = []  # next_event's, call by call
         # Each event sent, as (type, content); ``bodies`` has just their texts.
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
@@ -172,8 +173,11 @@ class FakeSession:
             return self.size
         return 68 if mxc.startswith("mxc://") else -1
 
-    async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
+    async def next_event(
+        self, room_id: str, *, timeout: float, patience: float = 0.0
+    ) -> Reply | None:
         self.calls.append(("next_event", room_id, timeout))
+        self.patience.append(patience)
         queue = self.queues.get(room_id)
         return self._arrive(queue.popleft()) if queue else None
 

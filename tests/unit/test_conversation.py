@@ -136,6 +136,20 @@ def test_each_wait_uses_the_steps_deadline() -> None:
     assert [step.timeout for step in result.steps] == [1.5, 4.0]
 
 
+def test_a_window_shorter_than_the_step_gives_the_server_the_rest_of_the_step() -> None:
+    """A settle window ends well before the step's deadline: a homeserver that is slow to
+    answer "are you there?" then has the rest of the step, not just a few seconds."""
+    script = parse_script("messages:\n  - send: a\n    expect: b\n    settle: 2\n    timeout: 20\n")
+    session = FakeSession(["b"])
+    result = run(script, session)
+    assert result.outcome is Outcome.PASSED
+    waits = [rounded(call) for call in session.calls if call[0] == "next_event"]
+    assert waits == [("next_event", ROOM, 20.0), ("next_event", ROOM, 2.0)]
+    reply_wait, settle_wait = session.patience
+    assert reply_wait == 0.0  # the step's own deadline: the probe's usual few seconds
+    assert settle_wait == pytest.approx(18.0, abs=0.1)
+
+
 def test_command_line_timeout_reaches_the_session() -> None:
     session = FakeSession(["b"])
     run(parse_script("messages:\n  - expect: b\n"), session, timeout_override=2)

@@ -30,7 +30,9 @@ class TwoRooms(FakeSession):
     async def open_dm(self, partner: str, *, wait_for_join: bool, timeout: float) -> str:
         return self.rooms.pop(0)
 
-    async def next_event(self, room_id: str, *, timeout: float) -> Reply | None:
+    async def next_event(
+        self, room_id: str, *, timeout: float, patience: float = 0.0
+    ) -> Reply | None:
         await asyncio.sleep(0)  # as a real wait does: the other conversation moves on
         queue = self.queues[room_id]
         return self._arrive(queue.popleft()) if queue else None
