@@ -161,9 +161,7 @@ def _counts(results: list[ConversationResult]) -> dict[Outcome, int]:
 def render(results: list[ConversationResult], duration: float, exit_code: int) -> str:
     """The whole run as one self-contained HTML page (a string; the caller writes it)."""
     counts = _counts(results)
-    title = ", ".join(
-        f"{counts[o]} {o.value}" for o in Outcome if counts[o] or o in _ALWAYS_COUNTED
-    )
+    title = ", ".join(o.counted(counts[o]) for o in Outcome if counts[o] or o in _ALWAYS_COUNTED)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',

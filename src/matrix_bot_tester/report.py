@@ -208,10 +208,11 @@ class ConsoleReporter:
         counts = {outcome: 0 for outcome in Outcome}
         for result in results:
             counts[result.outcome] += 1
-        parts = [f"{counts[Outcome.PASSED]} passed", f"{counts[Outcome.FAILED]} failed"]
-        for outcome in (Outcome.ERROR, Outcome.INTERRUPTED, Outcome.NOT_RUN):
-            if counts[outcome]:
-                parts.append(f"{counts[outcome]} {outcome.value}")
+        parts = [
+            outcome.counted(number)
+            for outcome, number in counts.items()
+            if number or outcome in (Outcome.PASSED, Outcome.FAILED)
+        ]
         self.console.print(f"{', '.join(parts)} in {duration:.2f} s", highlight=False)
 
 

@@ -20,6 +20,11 @@ class Outcome(enum.Enum):
     INTERRUPTED = "interrupted"
     NOT_RUN = "not run"
 
+    def counted(self, number: int) -> str:
+        """``number`` conversations with this outcome, in words: "1 error", "2 errors"."""
+        plural = "s" if self is Outcome.ERROR and number != 1 else ""
+        return f"{number} {self.value}{plural}"
+
 
 @dataclass(frozen=True)
 class TranscriptEntry:

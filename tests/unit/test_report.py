@@ -411,6 +411,12 @@ def test_console_verbose_shows_each_step_with_its_latency() -> None:
     assert lines[1] == "  PASS step 1 (line 2) sent 'Foo' got 'Bar' in 42 ms"
 
 
+def test_console_summary_says_errors_in_the_plural() -> None:
+    report, out, _ = reporter()
+    report.summary([error_result(), error_result()], 3.0)
+    assert out.getvalue().splitlines()[-1] == "0 passed, 0 failed, 2 errors in 3.00 s"
+
+
 def test_console_summary_counts_each_outcome() -> None:
     report, out, _ = reporter()
     report.summary(all_results(), 3.0)
