@@ -63,7 +63,7 @@ class _AccountModel(BaseModel):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise PydanticCustomError(
                 "bad_url",
-                "homeserver_url must be an http:// or https:// URL",
+                "must be an http:// or https:// URL",
                 {"hint": "for example 'http://localhost:8008'"},
             )
         if "@" in parts.netloc:
