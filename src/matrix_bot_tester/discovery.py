@@ -17,6 +17,7 @@ import glob
 import json
 import os
 import re
+import shlex
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,14 @@ def _named_by(given: str) -> list[Path]:
     if path.is_dir():
         inside = _scripts_in(path)
         if not inside:
-            raise InputError(
-                "no script files in this folder",
-                path=given,
-                hint="scripts in folders are found by their name: *.convo.yaml",
-            )
+            hint = "scripts in folders are found by their name: *.convo.yaml"
+            plain = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
+            if plain:
+                # The likely mistake: scripts named plainly, as the examples are.
+                pattern = shlex.quote(str(path / ("*" + plain[0].suffix)))
+                files = f"{len(plain)} other YAML file{'s' if len(plain) > 1 else ''}"
+                hint += f"; it holds {files}: rename them so, or give them as {pattern}"
+            raise InputError("no script files in this folder", path=given, hint=hint)
         return inside
     if path.exists() or not _GLOB_CHARS.search(given):
         return [path]  # a file named explicitly (a missing one is reported when loaded)

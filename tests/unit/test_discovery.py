@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,23 @@ def test_a_folder_without_scripts_is_an_input_error_naming_it(tmp_path: Path) ->
     assert "no script files" in str(caught.value)
     assert "*.convo.yaml" in caught.value.one_line()
     assert caught.value.exit_code == 2
+
+
+def test_a_folder_of_plainly_named_scripts_hints_at_the_glob_that_takes_them(
+    tmp_path: Path,
+) -> None:
+    _touch(tmp_path, "ping.yaml", "echo.yaml", "notes.txt")
+    with pytest.raises(InputError) as caught:
+        discover([str(tmp_path)])
+    assert caught.value.one_line().endswith(
+        "it holds 2 other YAML files: rename them so,"
+        f" or give them as {shlex.quote(str(tmp_path / '*.yaml'))})"
+    )
+    # The hint's pattern works as given.
+    assert [Path(p).name for p in discover([str(tmp_path / "*.yaml")])] == [
+        "echo.yaml",
+        "ping.yaml",
+    ]
 
 
 def test_globs_take_what_they_match(tmp_path: Path) -> None:
