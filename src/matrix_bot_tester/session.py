@@ -87,6 +87,10 @@ EARLY_EVENTS_KEPT = 50
 MARK_DIRECT_AT_CLOSE_TIMEOUT = 1.0
 # A homeserver unreachable this long ends any wait (exit 3), deadline or not.
 SERVER_GONE_AFTER = 15.0
+# Pauses between attempts to reach a homeserver that refuses connections mid-run
+# (restarting, say): growing from the first to the second.
+RECONNECT_PAUSE = 0.25
+RECONNECT_PAUSE_MAX = 2.0
 # How long a homeserver has to answer "are you there?" when a step times out.
 PROBE_TIMEOUT = 3.0
 # A content URI as the spec allows it: mxc://server-name/media-id.
@@ -528,18 +532,30 @@ class NioSession:
         reaching the server made one line. The transport keeps the deadline: no
         ``asyncio.timeout`` and no extra coroutine per request, of which a suite
         makes thousands."""
-        remaining = deadline - time.monotonic()
-        try:
-            if remaining <= 0:
-                raise TimeoutError
-            status, answer = await self._http.request(
-                method, path, payload, token=self._access_token or None, timeout=remaining
-            )
-        except TimeoutError:
-            raise self._no_answer(what) from None
-        except _unreachable_errors() as exc:
-            raise self._unreachable(what, exc) from None
-        return status, _json_or_none(answer)
+        pause = RECONNECT_PAUSE
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                status, answer = await self._http.request(
+                    method, path, payload, token=self._access_token or None, timeout=remaining
+                )
+            except TimeoutError:
+                raise self._no_answer(what) from None
+            except ConnectionRefusedError as exc:
+                if self._sync_task is None or time.monotonic() + pause >= deadline:
+                    raise self._unreachable(what, exc) from None
+                # Nothing was sent. A homeserver that answered before is perhaps
+                # restarting: ask again, as the sync loop does, until the deadline or
+                # until the loop has missed the server too long.
+                self._give_up_if_server_gone()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RECONNECT_PAUSE_MAX)
+                continue
+            except _unreachable_errors() as exc:
+                raise self._unreachable(what, exc) from None
+            return status, _json_or_none(answer)
 
     # ------------------------------------------------------------ life cycle
 
@@ -685,7 +701,7 @@ class NioSession:
     # ------------------------------------------------------------- sync loop
 
     async def _sync_forever(self) -> None:
-        backoff = 0.25
+        backoff = RECONNECT_PAUSE
         while True:
             self._sync_polling = True
             try:
@@ -703,7 +719,7 @@ class NioSession:
                 self._sync_polling = False
                 await self._sync_trouble(f"cannot reach the homeserver ({type(exc).__name__})")
                 await asyncio.sleep(backoff)  # back-off before retrying a lost server
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, RECONNECT_PAUSE_MAX)
                 continue
             self._sync_polling = False
             if status != 200 or not isinstance(response, dict) or "next_batch" not in response:
@@ -718,9 +734,9 @@ class NioSession:
                     return
                 await self._sync_trouble(f"sync failed: {error}")
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, RECONNECT_PAUSE_MAX)
                 continue
-            backoff = 0.25
+            backoff = RECONNECT_PAUSE
             self._sync_failing_since = None
             self._since = str(response["next_batch"])
             await self._notify(await self._absorb(response))

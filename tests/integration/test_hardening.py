@@ -53,6 +53,7 @@ from clirun import (
     EXAMPLES,
     AccountFactory,
     CliRun,
+    cli_in_background,
     finish,
     matrix_request,
     run_cli,
@@ -461,8 +462,9 @@ def test_a_restart_mid_conversation_resumes_without_double_counting(
         "  - send: anyone there?\n    expect: nobody answers this\n    timeout: 3\n",
     )
     report = tmp_path / "report.json"
-    process = start_cli("run", script, "--account", scene.account, "--json", report, "-v")
-    try:
+    with cli_in_background(
+        "run", script, "--account", scene.account, "--json", report, "-v"
+    ) as process:
         _wait_until_sent(scene, "before the restart")
         hs.stop(own_server.directory)
         restarted = hs.start(
@@ -471,10 +473,6 @@ def test_a_restart_mid_conversation_resumes_without_double_counting(
         assert restarted.url == own_server.url
         say(own_server, scene.partner, scene.room, "after the restart")
         run = finish(process, timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     # The first step passed once the server was back; the second failed by its own deadline.
     assert run.code == 1, run.stdout + run.stderr
     no_traceback(run)
@@ -488,6 +486,38 @@ def test_a_restart_mid_conversation_resumes_without_double_counting(
     assert [e["message"]["body"] for e in received] == ["after the restart"]
 
 
+def test_a_message_sent_while_the_homeserver_restarts_goes_once_it_is_back(
+    own_server: Homeserver, tmp_path: Path
+) -> None:
+    """The send comes while Synapse is down (a refused connection: nothing was sent); it is
+    asked again until the server is back, within the step's deadline, and arrives once."""
+    scene = _room_scene(own_server, tmp_path)
+    script = write_script(
+        tmp_path,
+        "restart-send.yaml",
+        f"room_to_connect: '{scene.room}'\nmessages:\n"
+        "  - send: before the restart\n"
+        "  - wait: 2\n"
+        "  - send: after the restart\n    timeout: 60\n",
+    )
+    with cli_in_background("run", script, "--account", scene.account) as process:
+        _wait_until_sent(scene, "before the restart")
+        hs.stop(own_server.directory)
+        # The fault itself, not a wait for something: down for 4 s, the 'wait' ends meanwhile.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=4)
+        hs.start(own_server.directory, port=own_server.port, server_name=own_server.server_name)
+        run = finish(process, timeout=60)
+    assert run.code == 0, run.stdout + run.stderr
+    no_traceback(run)
+    sent = [
+        b
+        for who, b in bodies(own_server, scene.partner, scene.room)
+        if who != scene.partner.user_id
+    ]
+    assert sent == ["before the restart", "after the restart"]
+
+
 def test_a_homeserver_gone_for_good_is_exit_3_naming_the_url(
     own_server: Homeserver, tmp_path: Path
 ) -> None:
@@ -499,17 +529,12 @@ def test_a_homeserver_gone_for_good_is_exit_3_naming_the_url(
         f"room_to_connect: '{scene.room}'\nmessages:\n"
         f"  - send: hello?\n    expect: an answer\n    timeout: {deadline}\n",
     )
-    process = start_cli("run", script, "--account", scene.account)
-    try:
+    with cli_in_background("run", script, "--account", scene.account) as process:
         _wait_until_sent(scene, "hello?")
         hs.stop(own_server.directory)
         stopped = time.monotonic()
         run = finish(process, timeout=60)
         after_stop = time.monotonic() - stopped
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert run.code == 3, run.stdout + run.stderr
     no_traceback(run)
     assert own_server.url in run.stdout + run.stderr
@@ -529,9 +554,8 @@ def _run_across_a_freeze(
         "frozen.yaml",
         f"room_to_connect: '{scene.room}'\nmessages:\n  - send: hello?\n{step}",
     )
-    process = start_cli("run", script, "--account", scene.account)
-    assert server.pid is not None
-    try:
+    with cli_in_background("run", script, "--account", scene.account) as process:
+        assert server.pid is not None
         _wait_until_sent(scene, "hello?")
         os.kill(server.pid, signal.SIGSTOP)
         frozen = time.monotonic()
@@ -545,10 +569,6 @@ def _run_across_a_freeze(
         finally:
             os.kill(server.pid, signal.SIGCONT)
         return run, time.monotonic() - frozen
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 def test_a_frozen_homeserver_is_given_up_on_long_before_a_long_deadline(
@@ -591,8 +611,7 @@ def test_a_gap_in_the_sync_during_a_step_is_fetched_back(
         "  - send: tell me many things\n    expect: the first thing\n    timeout: 30\n",
     )
     report = tmp_path / "report.json"
-    process = start_cli("run", script, "--account", scene.account, "--json", report)
-    try:
+    with cli_in_background("run", script, "--account", scene.account, "--json", report) as process:
         _wait_until_sent(scene, "tell me many things")
         os.kill(process.pid, signal.SIGSTOP)
         try:
@@ -605,10 +624,6 @@ def test_a_gap_in_the_sync_during_a_step_is_fetched_back(
         finally:
             os.kill(process.pid, signal.SIGCONT)
         run = finish(process, timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert run.code == 0, run.stdout + run.stderr
     conversation = report_of(report)["conversations"][0]
     assert conversation["steps"][0]["received"]["body"] == "the first thing"
@@ -668,17 +683,12 @@ def test_v_lines_of_an_interrupted_conversation_are_shown_at_the_default_concurr
         "  - send: first\n    expect: ok\n"
         "  - send: second\n    expect: never comes\n    timeout: 60\n",
     )
-    process = start_cli("run", script, "--account", scene.account, "-v")
-    try:
+    with cli_in_background("run", script, "--account", scene.account, "-v") as process:
         _wait_until_sent(scene, "first")
         say(scene.server, scene.partner, scene.room, "ok")
         _wait_until_sent(scene, "second")
         os.kill(process.pid, signal.SIGINT)
         run = finish(process, timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert run.code == 130, run.stdout + run.stderr
     no_traceback(run)
     assert "PASS step 1 (line 3) sent 'first' got 'ok'" in run.stdout, run.stdout
