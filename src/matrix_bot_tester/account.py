@@ -73,6 +73,23 @@ class _AccountModel(BaseModel):
                 "must not hold a user name or password (user:secret@)",
                 {"hint": "give the plain URL; put the password in 'password' or ${AN_ENV_VAR}"},
             )
+        if parts.query or parts.fragment or value.endswith(("?", "#")):
+            # Not echoed: a query may hold a token (?access_token=...).
+            raise PydanticCustomError(
+                "url_query",
+                "must not have a query (?...) or a fragment (#...)",
+                {"hint": "give the plain base URL, for example 'https://matrix.example.org'"},
+            )
+        try:
+            port = parts.port  # ValueError for a port that is not one
+        except ValueError:
+            port = -1
+        if not parts.hostname or (port is not None and not 1 <= port <= 65535):
+            raise PydanticCustomError(
+                "bad_url",
+                "needs a host name and, if any, a port number from 1 to 65535",
+                {"hint": "for example 'http://localhost:8008'"},
+            )
         return value.rstrip("/")
 
     @model_validator(mode="after")

@@ -117,6 +117,40 @@ def test_bad_user_to_test_is_an_error_on_its_line(tmp_path: Path) -> None:
     assert str(error).startswith(f"{path}:4:15: user_to_test: not a full Matrix user ID")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:99999",
+        "http://localhost:0",
+        "http://localhost:abc",
+        "http://localhost:-1",
+        "http://:8008",
+    ],
+)
+def test_a_homeserver_url_without_a_host_or_with_no_real_port_is_an_input_error(
+    tmp_path: Path, url: str
+) -> None:
+    error, path = load_error(
+        tmp_path, f"user: '@a:x.org'\npassword: {SECRET}\nhomeserver_url: '{url}'\n"
+    )
+    assert str(error).startswith(
+        f"{path}:3:17: homeserver_url: needs a host name and, if any, a port number from 1"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["http://x.org/?access_token=TOKEN42", "http://x.org/#TOKEN42", "http://x.org?"]
+)
+def test_a_homeserver_url_with_a_query_is_refused_without_echoing_it(
+    tmp_path: Path, url: str
+) -> None:
+    error, path = load_error(
+        tmp_path, f"user: '@a:x.org'\npassword: {SECRET}\nhomeserver_url: '{url}'\n"
+    )
+    assert str(error).startswith(f"{path}:3:17: homeserver_url: must not have a query")
+    assert "TOKEN42" not in error.one_line()
+
+
 @pytest.mark.parametrize("url", ["localhost:8008", "ftp://x.org", "http://"])
 def test_bad_homeserver_url_is_an_error_on_its_line(tmp_path: Path, url: str) -> None:
     error, path = load_error(
