@@ -755,10 +755,15 @@ class NioSession:
         the tester's own CPU time. The request may take the long poll and 15 s
         more before it counts as lost (as nio allows). An answer that is not
         JSON raises ValueError.
+
+        After a failure the server is not long-polled: a restarted server with
+        no news would hold the request for the whole poll, and it must be seen
+        back well within SERVER_GONE_AFTER.
         """
+        poll_ms = SYNC_LONG_POLL_MS if self._sync_failing_since is None else 0
         status, body = await self._http.request(
             "GET",
-            self._sync_path(SYNC_LONG_POLL_MS, self._stream_filter_query),
+            self._sync_path(poll_ms, self._stream_filter_query),
             token=self._access_token,
             timeout=SYNC_LONG_POLL_MS / 1000 + 15,
         )
@@ -996,6 +1001,12 @@ class NioSession:
         directly, briefly (or for ``patience`` seconds, the time a step has left
         when only a window within it ended), whether it still answers.
         """
+        since = self._sync_failing_since
+        if since is not None and patience > 0:
+            # Only a window within the step ended: a server that is restarting may
+            # come back in the step's time (and within SERVER_GONE_AFTER).
+            limit = min(patience, since + SERVER_GONE_AFTER - time.monotonic())
+            await self._wait_for(lambda: self._sync_failing_since is None or None, limit)
         if self._sync_failing_since is not None:
             # No duration: the sync notices a frozen server only when it times out,
             # so "since when" would understate how long the server has been gone.

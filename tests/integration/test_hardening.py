@@ -486,28 +486,33 @@ def test_a_restart_mid_conversation_resumes_without_double_counting(
     assert [e["message"]["body"] for e in received] == ["after the restart"]
 
 
+def _run_across_a_restart(scene: Scene, directory: Path, steps: str, down_for: float) -> CliRun:
+    """A room script whose first step sends ``first``: once it is in the room, Synapse is
+    stopped (it refuses connections), and started again ``down_for`` s later."""
+    server = scene.server
+    script = write_script(
+        directory,
+        "restart.yaml",
+        f"room_to_connect: '{scene.room}'\nmessages:\n  - send: first\n{steps}",
+    )
+    with cli_in_background("run", script, "--account", scene.account) as process:
+        _wait_until_sent(scene, "first")
+        hs.stop(server.directory)
+        # The fault itself, not a wait for something: how long the server is down.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=down_for)
+        hs.start(server.directory, port=server.port, server_name=server.server_name)
+        return finish(process, timeout=60)
+
+
 def test_a_message_sent_while_the_homeserver_restarts_goes_once_it_is_back(
     own_server: Homeserver, tmp_path: Path
 ) -> None:
     """The send comes while Synapse is down (a refused connection: nothing was sent); it is
     asked again until the server is back, within the step's deadline, and arrives once."""
     scene = _room_scene(own_server, tmp_path)
-    script = write_script(
-        tmp_path,
-        "restart-send.yaml",
-        f"room_to_connect: '{scene.room}'\nmessages:\n"
-        "  - send: before the restart\n"
-        "  - wait: 2\n"
-        "  - send: after the restart\n    timeout: 60\n",
-    )
-    with cli_in_background("run", script, "--account", scene.account) as process:
-        _wait_until_sent(scene, "before the restart")
-        hs.stop(own_server.directory)
-        # The fault itself, not a wait for something: down for 4 s, the 'wait' ends meanwhile.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=4)
-        hs.start(own_server.directory, port=own_server.port, server_name=own_server.server_name)
-        run = finish(process, timeout=60)
+    steps = "  - wait: 2\n  - send: second\n    timeout: 60\n"
+    run = _run_across_a_restart(scene, tmp_path, steps, down_for=4)  # the wait ends meanwhile
     assert run.code == 0, run.stdout + run.stderr
     no_traceback(run)
     sent = [
@@ -515,7 +520,50 @@ def test_a_message_sent_while_the_homeserver_restarts_goes_once_it_is_back(
         for who, b in bodies(own_server, scene.partner, scene.room)
         if who != scene.partner.user_id
     ]
-    assert sent == ["before the restart", "after the restart"]
+    assert sent == ["first", "second"]
+
+
+def test_a_restart_over_the_end_of_a_quiet_window_is_waited_for(
+    own_server: Homeserver, tmp_path: Path
+) -> None:
+    """Synapse is down (refusing connections) when a 2 s ``expect_no_reply`` ends, and back
+    a few seconds later: the step has 30 s, so the run waits for it and passes."""
+    scene = _room_scene(own_server, tmp_path)
+    steps = "    expect_no_reply: 2\n    timeout: 30\n"
+    run = _run_across_a_restart(scene, tmp_path, steps, down_for=3)  # the window ends meanwhile
+    assert run.code == 0, run.stdout + run.stderr
+    no_traceback(run)
+
+
+def test_a_reply_held_back_by_a_pause_over_a_quiet_window_still_fails_it(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    """The tester is stopped (SIGSTOP) for 4 s during a 2 s ``expect_no_reply`` window, and
+    the other side speaks meanwhile, inside the window: that reply reaches the tester only
+    after the window's end, and must still fail it."""
+    scene = _room_scene(homeserver, tmp_path)
+    script = write_script(
+        tmp_path,
+        "paused-window.yaml",
+        f"room_to_connect: '{scene.room}'\nmessages:\n"
+        "  - send: hello?\n    expect: first\n"
+        "  - send: now be quiet\n    expect_no_reply: 2\n    timeout: 30\n",
+    )
+    with cli_in_background("run", script, "--account", scene.account) as process:
+        _wait_until_sent(scene, "hello?")
+        say(homeserver, scene.partner, scene.room, "first")
+        _wait_until_sent(scene, "now be quiet")  # the window has begun
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            say(homeserver, scene.partner, scene.room, "not quiet")
+            # The fault itself, not a wait for something: stopped past the window's end.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=4)
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        run = finish(process, timeout=60)
+    assert run.code == 1, run.stdout + run.stderr
+    assert "expect_no_reply: expected nothing for 2 s, but a reply came" in run.stdout
 
 
 def test_a_homeserver_gone_for_good_is_exit_3_naming_the_url(

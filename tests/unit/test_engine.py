@@ -854,3 +854,65 @@ def test_leftover_events_appear_as_unexpected_in_the_transcript() -> None:
         ("received", "reacted 🎉 to $sent-1", None),
         ("received", "one more", None),
     ]
+
+
+# ------------------------------------------------- windows paused over
+
+
+PAUSE = "(a pause over the window's end)"
+
+
+class PausingSession(FakeSession):
+    """A fake whose PAUSE item is a wait that ends late: the homeserver, the network or
+    the tester paused over the window's end, and nothing had come by then."""
+
+    async def next_event(
+        self, room_id: str, *, timeout: float, patience: float = 0.0
+    ) -> Reply | None:
+        queue = self.queues.get(room_id)
+        if queue and queue[0] == PAUSE:
+            queue.popleft()
+            await asyncio.sleep(timeout + 0.3)  # the pause itself (not a wait for anything)
+            return None
+        return await super().next_event(room_id, timeout=timeout, patience=patience)
+
+
+@pytest.fixture
+def short_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "LATE_BY", 0.1)
+    monkeypatch.setattr(engine, "CATCH_UP", 0.2)
+
+
+def now_ms(offset: float = 0.0) -> int:
+    return int((time.time() + offset) * 1000)
+
+
+@pytest.mark.usefixtures("short_pauses")
+def test_an_edit_held_back_by_a_pause_over_the_grace_still_counts() -> None:
+    draft = message("Thinking…")
+    session = PausingSession([draft, PAUSE, edit(draft, "42")])
+    result = run(script("  - send: q\n    expect: '42'\n"), session)
+    assert passes(result)
+
+
+@pytest.mark.usefixtures("short_pauses")
+def test_a_reply_held_back_by_a_pause_over_a_settle_window_fails_it() -> None:
+    late = message("me again")
+    late["origin_server_ts"] = now_ms()  # the server had it well inside the window
+    session = PausingSession(["pong", PAUSE, late])
+    result = run(script("  - send: ping\n    expect: pong\n    settle: 0.5\n"), session)
+    failure = failure_of(result)
+    assert failure.reason == "settle: expected nothing for 0.5 s, but a reply came"
+    assert failure.received is not None and failure.received.body == "me again"
+
+
+@pytest.mark.usefixtures("short_pauses")
+def test_a_reply_the_server_had_only_after_a_paused_window_is_left_for_later() -> None:
+    after = message("much later")
+    after["origin_server_ts"] = now_ms(60)
+    session = PausingSession(["pong", PAUSE, after])
+    result = run(
+        script("  - send: ping\n    expect: pong\n    settle: 0.5\n  - expect: much later\n"),
+        session,
+    )
+    assert passes(result)
