@@ -71,6 +71,7 @@ class LoginStore:
         if not stat.S_ISREG(mode):
             raise InputError("the login state file is not a regular file", path=str(self.path))
         if mode & 0o077:
+            self._read()  # another file given by mistake is named as such, not chmod-ed
             raise InputError(
                 "the login state file holds access tokens but others may read it",
                 path=str(self.path),
@@ -123,7 +124,7 @@ class LoginStore:
         return InputError(
             "this is not a login state file of matrix-bot-tester; it was left as it is",
             path=str(self.path),
-            hint="give --state-file a path of its own, or delete the file to start afresh",
+            hint="give --state-file a path of its own (the default needs none)",
         )
 
     def _write(self, data: dict[str, Any]) -> None:

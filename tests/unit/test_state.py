@@ -133,12 +133,14 @@ def test_an_empty_file_or_unusable_entries_cost_only_a_fresh_login(
         b"null",
     ],
 )
+@pytest.mark.parametrize("mode", [0o600, 0o644])
 def test_a_file_that_is_no_state_file_is_refused_and_left_alone(
-    tmp_path: Path, other: bytes
+    tmp_path: Path, other: bytes, mode: int
 ) -> None:
+    """Readable by others or not: it is named as another file, never a chmod or delete away."""
     path = tmp_path / "account.yaml"
     path.write_bytes(other)
-    path.chmod(0o600)
+    path.chmod(mode)
     store = LoginStore(path)
     for use in (store.check, lambda: store.put(URL, USER, PASSWORD, LOGIN)):
         with pytest.raises(InputError) as caught:
@@ -148,6 +150,7 @@ def test_a_file_that_is_no_state_file_is_refused_and_left_alone(
         assert str(path) in text
         assert "not a login state file" in text
         assert "hunter2" not in text
+        assert "delete" not in text and "chmod" not in text
     assert path.read_bytes() == other
 
 
