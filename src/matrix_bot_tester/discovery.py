@@ -35,10 +35,15 @@ def is_script_name(name: str) -> bool:
 
 
 def _scripts_in(folder: Path) -> list[Path]:
+    return _walk(folder, is_script_name)
+
+
+def _walk(folder: Path, wanted: Callable[[str], bool]) -> list[Path]:
+    """The files under ``folder`` whose names are ``wanted``, in order; no hidden folders."""
     found: list[Path] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # no .git, .venv, ...
-        found.extend(Path(root) / f for f in files if is_script_name(f))
+        found.extend(Path(root) / f for f in files if wanted(f))
     return sorted(found)
 
 
@@ -74,20 +79,34 @@ def discover(
     return taken
 
 
+def _plain_yaml_hint(folder: Path) -> str:
+    """How to run a folder's YAML files that are not named as scripts, if it has any:
+    the likely mistake is scripts named plainly, as the examples are."""
+    hint = "scripts in folders are found by their name: *.convo.yaml"
+    plain = _walk(folder, lambda name: name.endswith((".yaml", ".yml")))
+    if not plain:
+        return hint
+    suffixes = {p.suffix for p in plain}
+    name = "*" + suffixes.pop() if len(suffixes) == 1 else "*.y*ml"
+    nested = any(p.parent != folder for p in plain)
+    pattern = shlex.quote(str(folder / "**" / name if nested else folder / name))
+    files, them = (
+        (f"{len(plain)} other YAML files", "them")
+        if len(plain) > 1
+        else ("1 other YAML file", "it")
+    )
+    return f"{hint}; it holds {files}: rename {them} so, or give {them} as {pattern}"
+
+
 def _named_by(given: str) -> list[Path]:
     """The files one command-line argument names (duplicates are dropped by the caller)."""
     path = Path(given)
     if path.is_dir():
         inside = _scripts_in(path)
         if not inside:
-            hint = "scripts in folders are found by their name: *.convo.yaml"
-            plain = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
-            if plain:
-                # The likely mistake: scripts named plainly, as the examples are.
-                pattern = shlex.quote(str(path / ("*" + plain[0].suffix)))
-                files = f"{len(plain)} other YAML file{'s' if len(plain) > 1 else ''}"
-                hint += f"; it holds {files}: rename them so, or give them as {pattern}"
-            raise InputError("no script files in this folder", path=given, hint=hint)
+            raise InputError(
+                "no script files in this folder", path=given, hint=_plain_yaml_hint(path)
+            )
         return inside
     if path.exists() or not _GLOB_CHARS.search(given):
         return [path]  # a file named explicitly (a missing one is reported when loaded)

@@ -78,6 +78,24 @@ def test_a_folder_of_plainly_named_scripts_hints_at_the_glob_that_takes_them(
     ]
 
 
+def test_plainly_named_scripts_in_subfolders_get_a_glob_that_takes_them_all(
+    tmp_path: Path,
+) -> None:
+    _touch(tmp_path, "b.yaml", "sub/a.yaml")
+    with pytest.raises(InputError) as caught:
+        discover([str(tmp_path)])
+    pattern = str(tmp_path / "**" / "*.yaml")
+    assert caught.value.one_line().endswith(f"give them as {shlex.quote(pattern)})")
+    assert [Path(p).name for p in discover([pattern])] == ["b.yaml", "a.yaml"]
+
+
+def test_one_plainly_named_script_is_it_not_them(tmp_path: Path) -> None:
+    _touch(tmp_path, "sub/only.yml")
+    with pytest.raises(InputError) as caught:
+        discover([str(tmp_path)])
+    assert "it holds 1 other YAML file: rename it so, or give it as" in caught.value.one_line()
+
+
 def test_globs_take_what_they_match(tmp_path: Path) -> None:
     _touch(tmp_path, "one.yaml", "two.yaml", "three.txt", "dir/four.convo.yaml", "dir/five.yaml")
     found = discover([str(tmp_path / "*.yaml")])
