@@ -521,6 +521,17 @@ def _in_words(error: ErrorDetails, wanted: list[str], dotted: str, key: str, kin
     return text if dotted == _WHOLE_FILE else f"{dotted}: {text}"
 
 
+def _yaml_number(number: float) -> str:
+    """``number`` as YAML 1.1 reads a number: digits, or a dot and a signed exponent."""
+    if number.is_integer() and abs(number) < 1e16:
+        return str(int(number))
+    text = f"{number:.15g}"
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        mantissa += ".0"
+    return f"{mantissa}{e}{exponent}"
+
+
 def _type_hint(value: Any, wanted: list[str]) -> str | None:
     """How to write a value of the wanted type, when YAML read it as another."""
     if isinstance(value, str) and ("a number" in wanted or "a whole number" in wanted):
@@ -529,7 +540,7 @@ def _type_hint(value: Any, wanted: list[str]) -> str | None:
         except ValueError:
             return None
         if math.isfinite(number):  # YAML 1.1 reads 1e3 as text: it wants 1.0e+3
-            return f"write it as a plain number: {number:g}"
+            return f"write it as a plain number: {_yaml_number(number)}"
         return None
     if "text" in wanted and isinstance(value, int | float) and not isinstance(value, bool):
         return "put it in quotes to make it text: '...'"

@@ -8,6 +8,7 @@ not of the file; yamlfile.validation_error translates each kind of error.
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from matrix_bot_tester.account import parse_account
 from matrix_bot_tester.errors import InputError
@@ -215,6 +216,15 @@ def test_a_number_yaml_reads_as_text_gets_the_plain_way_to_write_it() -> None:
     error = script_error("timeout: 1e3\nmessages:\n  - send: x\n")
     assert str(error) == "s.yaml:1:10: timeout: expected a number, got text"
     assert error.hint == "write it as a plain number: 1000"
+
+
+@pytest.mark.parametrize(
+    ("written", "hint"), [("1e9", "1000000000"), ("1e+308", "1.0e+308"), ("25e-4", "0.0025")]
+)
+def test_the_number_hint_is_itself_a_number_to_yaml(written: str, hint: str) -> None:
+    error = script_error(f"timeout: {written}\nmessages:\n  - send: x\n")
+    assert error.hint == f"write it as a plain number: {hint}"
+    assert isinstance(yaml.safe_load(f"n: {hint}")["n"], int | float)
 
 
 def test_a_number_where_text_belongs_is_told_to_be_quoted() -> None:
