@@ -59,10 +59,15 @@ def escape_surrogates(text: str) -> str:
     return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+# Control characters a bot may send (ESC [31m, a bell): written out, not obeyed by the
+# terminal or the CI log that shows the transcript.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def _short(text: str | None, width: int = 80) -> str:
     if text is None:
         return ""
-    one_line = text.replace("\n", "⏎")
+    one_line = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\n", "⏎"))
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
 
 

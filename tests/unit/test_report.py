@@ -21,6 +21,7 @@ from matrix_bot_tester.report import (
     failure_text,
     json_report,
     junit_xml,
+    transcript_lines,
     write_atomically,
 )
 from matrix_bot_tester.result import (
@@ -179,6 +180,13 @@ def test_junit_names_scripts_named_alike_by_their_paths_too() -> None:
 
 def test_junit_xml_declares_utf8() -> None:
     assert junit_xml([passed_result()], 1.0).startswith('<?xml version="1.0" encoding="UTF-8"?>')
+
+
+def test_control_characters_from_the_bot_are_written_out_in_the_transcript() -> None:
+    result = failed_result(received="\x1b[31mred\x1b[0m\x07")
+    line = transcript_lines(result)[-1]
+    assert "\x1b" not in line and "\x07" not in line
+    assert r"\x1b[31mred\x1b[0m\x07" in line
 
 
 def test_junit_passed_case_has_no_failure_but_keeps_the_transcript() -> None:
