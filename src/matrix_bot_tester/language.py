@@ -427,7 +427,7 @@ class ScriptFile(_Model):
             return value
         raise PydanticCustomError(
             "bad_room",
-            "room_to_connect must be '!dm', '!wait_for_message', a room ID or an alias",
+            "must be '!dm', '!wait_for_message', a room ID or an alias",
             {"hint": "for example '!abcdef:example.org' or '#bots:example.org'"},
         )
 

@@ -329,7 +329,8 @@ def test_non_text_key_is_an_error(tmp_path: Path) -> None:
 def test_bad_room_to_connect_is_an_error_with_examples(tmp_path: Path, room: str) -> None:
     error, path = load_error(tmp_path, f"room_to_connect: '{room}'\nmessages:\n  - send: hi\n")
     assert_points_at(error, path, 1, 18)
-    assert "room_to_connect must be" in str(error)
+    assert "room_to_connect: must be '!dm'" in str(error)
+    assert str(error).split(":1:18: ")[1].count("room_to_connect") == 1
     assert error.hint is not None
 
 
