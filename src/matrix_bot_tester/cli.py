@@ -380,6 +380,15 @@ def _homeserver(args: argparse.Namespace, console: Console) -> int:
             server_name=args.server_name,
             default_rate_limits=args.default_rate_limits,
         )
+        if (server.port, server.server_name) != (args.port, args.server_name):
+            # Starting is idempotent: the running server is kept, as it is. Said on
+            # stderr: scripts take the URL from stdout.
+            print(
+                f"note: a homeserver already runs in {args.dir}, on port {server.port} with"
+                f" server name {server.server_name}; to use --port {args.port} and"
+                f" --server-name {args.server_name}, stop it first",
+                file=sys.stderr,
+            )
         console.print(server.url, highlight=False)
     elif args.hs_command == "stop":
         was_running = homeserver.stop(args.dir)

@@ -157,6 +157,12 @@ def test_homeserver_commands(tmp_path: Path) -> None:
         status = run_cli("homeserver", "status", "--dir", directory)
         assert status.code == 0
         assert f"running at http://localhost:{port}" in status.stdout
+        # Starting again is idempotent; another port is not silently dropped.
+        again = run_cli("homeserver", "start", "--dir", directory, "--port", str(port + 1))
+        assert again.code == 0, again.stderr
+        assert again.stdout.strip() == f"http://localhost:{port}"
+        assert f"already runs in {directory}, on port {port}" in again.stderr
+        assert "stop it first" in again.stderr
         registered = run_cli("homeserver", "register", "--dir", directory, "carol", "pw-123")
         assert registered.code == 0, registered.stderr
         assert registered.stdout.strip() == "@carol:localhost"
