@@ -378,14 +378,22 @@ async def sync_loop(client: AsyncClient) -> None:
     """Sync until stopped; the event callbacks run inside each sync() call."""
     failures = 0
     while True:
-        resp = await client.sync(timeout=SYNC_TIMEOUT_MS)
-        if not isinstance(resp, SyncError):
-            failures = 0
-            continue
+        try:
+            resp = await client.sync(timeout=SYNC_TIMEOUT_MS)
+        except (ClientError, TimeoutError) as exc:
+            # The homeserver is unreachable (restarting, say): retried like a failed sync.
+            message = str(exc) or type(exc).__name__
+        else:
+            if not isinstance(resp, SyncError):
+                failures = 0
+                continue
+            if resp.status_code == "M_UNKNOWN_TOKEN":
+                raise BotError(f"sync failed: {resp.message}")
+            message = resp.message
         failures += 1
-        if resp.status_code == "M_UNKNOWN_TOKEN" or failures >= MAX_SYNC_FAILURES:
-            raise BotError(f"sync failed: {resp.message}")
-        log.warning("sync failed (%s); retrying", resp.message)
+        if failures >= MAX_SYNC_FAILURES:
+            raise BotError(f"sync failed {failures} times in a row: {message}")
+        log.warning("sync failed (%s); retrying", message)
         await asyncio.sleep(2**failures)
 
 

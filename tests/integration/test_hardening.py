@@ -566,6 +566,28 @@ def test_a_reply_held_back_by_a_pause_over_a_quiet_window_still_fails_it(
     assert "expect_no_reply: expected nothing for 2 s, but a reply came" in run.stdout
 
 
+def test_the_example_bot_rides_out_a_homeserver_restart(
+    own_server: Homeserver, tmp_path: Path
+) -> None:
+    """Its sync fails while the server is down (a closed connection, then refused ones):
+    it retries, rather than exiting and failing every later conversation."""
+    bot_user = register(own_server, "bot")
+    bot = command_bot(own_server, bot_user, tmp_path)
+    try:
+        hs.stop(own_server.directory)
+        # The fault: down for 6 s (the old bot exited within them, on a refused connection).
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: bot.returncode is not None, 6, "the bot to exit")
+        hs.start(own_server.directory, port=own_server.port, server_name=own_server.server_name)
+        tester = register(own_server, "tester")
+        account = account_file(tmp_path, own_server, tester, bot=bot_user.user_id, token=True)
+        run = run_cli("run", write_script(tmp_path, "ping.yaml", PING), "--account", account)
+        assert run.code == 0, run.stdout + run.stderr
+        assert bot.returncode is None
+    finally:
+        bot.stop()
+
+
 def test_a_homeserver_gone_for_good_is_exit_3_naming_the_url(
     own_server: Homeserver, tmp_path: Path
 ) -> None:
