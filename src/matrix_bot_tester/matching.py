@@ -504,6 +504,28 @@ def _normalize_whitespace(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+# How long one pattern of a script may take on one message. The standard re cannot be
+# stopped (not even by a signal) once a pattern backtracks without end; the regex
+# module, which reads the same patterns, takes a timeout.
+REGEX_BUDGET = 1.0
+
+
+def _full_match(pattern: str, subject: str, *, ignore_case: bool) -> dict[str, str] | None:
+    """The named groups of ``pattern`` matched against all of ``subject`` (DOTALL), or
+    None; TimeoutError after REGEX_BUDGET. The module is imported on first use: most
+    suites have no regex."""
+    import regex
+
+    flags = regex.DOTALL | (regex.IGNORECASE if ignore_case else 0)
+    try:
+        found = regex.fullmatch(pattern, subject, flags, timeout=REGEX_BUDGET)
+        groups = None if found is None else found.groupdict()
+    except regex.error:  # a pattern only re reads (the loader checked it with re)
+        plain = re.fullmatch(pattern, subject, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+        groups = None if plain is None else plain.groupdict()
+    return None if groups is None else {name: value or "" for name, value in groups.items()}
+
+
 def describe_text_match(spec: TextSpecValue) -> str:
     """The expectation in words, for a report: ``'pong'``, ``containing 'x'``, ``matching /re/``."""
     match = as_text_match(spec)
@@ -546,13 +568,17 @@ def text_matches(spec: TextSpecValue, actual: str) -> TextVerdict:
         )
 
     if match.regex is not None:
-        flags = re.DOTALL | (re.IGNORECASE if match.ignore_case else 0)
         subject = _normalize_whitespace(actual) if match.normalize_whitespace else actual
-        found = re.fullmatch(match.regex, subject, flags)
-        if found is None:
-            return verdict(False)
-        groups = {name: value or "" for name, value in found.groupdict().items()}
-        return verdict(True, groups)
+        try:
+            groups = _full_match(match.regex, subject, ignore_case=match.ignore_case)
+        except TimeoutError:
+            return TextVerdict(
+                False,
+                {},
+                f"the regex /{match.regex}/ was given up on after {REGEX_BUDGET:g} s on"
+                f" {_quote(actual)} (repeats inside repeats, as in (a+)+, can take forever)",
+            )
+        return verdict(False) if groups is None else verdict(True, groups)
     if match.contains is not None:
         return verdict(prepare(match.contains) in prepare(actual))
     if match.one_of is not None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from fakes import ALICE, event
 
+from matrix_bot_tester import matching
 from matrix_bot_tester.language import TextMatch
 from matrix_bot_tester.matching import (
     TextVerdict,
@@ -406,3 +410,22 @@ def test_non_breaking_spaces_are_not_collapsed_in_html() -> None:
 
 def test_non_breaking_space_reads_as_itself() -> None:
     assert html_to_text("a&nbsp; b") == "a\xa0 b"
+
+
+def test_a_regex_that_backtracks_without_end_is_given_up_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python's re cannot be stopped, not even by a signal, once such a pattern runs:
+    a bot's long answer would hang the run past every deadline."""
+    monkeypatch.setattr(matching, "REGEX_BUDGET", 0.2)
+    began = time.monotonic()
+    verdict = text_matches(TextMatch(regex="(a|aa)+$"), "a" * 40 + "b")
+    assert time.monotonic() - began < 5
+    assert verdict.ok is False
+    assert verdict.explanation.startswith("the regex /(a|aa)+$/ was given up on after 0.2 s")
+
+
+def test_named_groups_come_back_from_the_timed_engine_as_from_re() -> None:
+    verdict = text_matches(TextMatch(regex=r"(?P<n>\d+) items?"), "42 items")
+    assert verdict.ok is True
+    assert verdict.captures == {"n": "42"}
