@@ -56,11 +56,12 @@ from matrix_bot_tester.variables import Undefined, fill_all
 
 # How long a reply that does not match yet may take to be edited into one that does.
 EDIT_GRACE = 2.0
-# A window (settle, expect_no_reply, the edit grace) whose end is noticed this much
-# late was paused over (the homeserver, the network or the tester itself): what the
-# server had before the end may still be on its way. It is then waited for this long.
-LATE_BY = 1.0
+# At the end of a window (settle, expect_no_reply, the edit grace) a pause of the
+# homeserver, the network or the tester may still hold back what came inside it: the
+# session is asked to catch up with the server first, for at least this long.
 CATCH_UP = 2.0
+# An edit grace whose end is noticed this much late was paused over: it starts again.
+LATE_BY = 0.25
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,11 @@ class Session(Protocol):
         At the deadline the homeserver must show it is still there (else
         InfrastructureError), within a few seconds or ``patience``, if longer.
         """
+        ...
+
+    async def caught_up(self, *, timeout: float) -> bool:
+        """Everything the server had by now is in (``pending_events``); False if that
+        took longer than ``timeout``."""
         ...
 
     def pending_events(self, room_id: str) -> list[Reply]:
@@ -720,12 +726,18 @@ class _Expecting:
                 self.session, self.room_id, grace_until, self.deadline, self.placed.index
             )
             if pulled is None:
-                if not paused_over and time.monotonic() - grace_until > LATE_BY:
-                    # The grace ran out during a pause: the edits were not given their time.
-                    paused_over = True
+                if paused_over:
+                    break
+                # Once: edits the server had by now, and a grace that ran out during a
+                # pause (of the server, say, so the bot could not edit) starts again.
+                paused_over = True
+                late = time.monotonic() - grace_until > LATE_BY
+                await self._catch_up()
+                if late:
                     grace_until = min(self.deadline, time.monotonic() + EDIT_GRACE)
-                    continue
-                break
+                elif event_id not in c._edited:
+                    break
+                pulled = Reply(reply.event, time.monotonic())  # an edit, if any, came now
             if event_id in c._edited:
                 reply = Reply(c._known[event_id], reply.arrived)
                 verdict = evaluate(expectation, reply.event, self.context)
@@ -799,16 +811,24 @@ class _Expecting:
                     received=message_of(reply.event),
                     waited=round(reply.arrived - self.began, 3),
                 )
+            if caught_up:
+                return
             pulled = await c._pull(
                 self.session, self.room_id, until, self.deadline, self.placed.index
             )
             if pulled is None:
-                if caught_up or time.monotonic() - until <= LATE_BY:
-                    return
-                # The end was noticed late: a pause over it may hold back a reply that the
-                # server had in time. Take what comes next and judge it by its timestamp.
+                # A pause over the end may hold back a reply that the server had in time:
+                # take in what it had by now, judged by its timestamps (above).
                 caught_up = True
-                until = time.monotonic() + CATCH_UP
+                await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Take in all the server had by now (see Session.caught_up)."""
+        c = self.c
+        timeout = max(CATCH_UP, self.deadline - time.monotonic())
+        await self.session.caught_up(timeout=timeout)
+        for reply in self.session.pending_events(self.room_id):
+            c._take_in(reply, self.placed.index)
 
     # -- failures
 

@@ -336,6 +336,10 @@ class NioSession:
         self._stream_filter_query = _as_query_value(_without_sender(STREAM_FILTER, account.user))
         self._sync_polling = False  # the sync loop is waiting for an answer
         self._sync_refilter = False  # ... and is being stopped to ask again with a new filter
+        self._sync_quick = False  # the next sync is not a long poll (see caught_up)
+        # When the sync request last answered was sent (monotonic): what the server had
+        # by then has been taken in.
+        self._synced_as_of = 0.0
         self.warnings: list[str] = []
         self.rate_limited_seconds = 0.0
 
@@ -704,6 +708,7 @@ class NioSession:
         backoff = RECONNECT_PAUSE
         while True:
             self._sync_polling = True
+            asked_at = time.monotonic()
             try:
                 status, response = await self._sync_request()
             except asyncio.CancelledError:
@@ -739,7 +744,9 @@ class NioSession:
             backoff = RECONNECT_PAUSE
             self._sync_failing_since = None
             self._since = str(response["next_batch"])
-            await self._notify(await self._absorb(response))
+            rooms = await self._absorb(response)
+            self._synced_as_of = asked_at
+            await self._notify(rooms)
 
     def _sync_path(self, timeout_ms: int, filter_query: str) -> str:
         path = f"/_matrix/client/v3/sync?timeout={timeout_ms}&filter={filter_query}"
@@ -760,7 +767,9 @@ class NioSession:
         no news would hold the request for the whole poll, and it must be seen
         back well within SERVER_GONE_AFTER.
         """
-        poll_ms = SYNC_LONG_POLL_MS if self._sync_failing_since is None else 0
+        quick = self._sync_quick or self._sync_failing_since is not None
+        self._sync_quick = False
+        poll_ms = 0 if quick else SYNC_LONG_POLL_MS
         status, body = await self._http.request(
             "GET",
             self._sync_path(poll_ms, self._stream_filter_query),
@@ -795,10 +804,29 @@ class NioSession:
         if self._stream_filter_query == STREAM_FILTER_QUERY:
             return
         self._stream_filter_query = STREAM_FILTER_QUERY
+        self._ask_again()
+
+    def _ask_again(self) -> None:
+        """Stop the sync request under way, if any: the loop asks again at once, from the
+        same point (see _sync_forever)."""
         if self._sync_polling and not self._sync_refilter and self._sync_task is not None:
-            # Only the request: the loop asks again at once (see _sync_forever).
             self._sync_refilter = True
             self._sync_task.cancel()
+
+    async def caught_up(self, *, timeout: float) -> bool:
+        """Take in everything the server had by now (a sync asked from now on, without
+        a long poll); False if that did not happen within ``timeout``.
+
+        For the end of a window (settle, expect_no_reply): a pause of the server,
+        the network or this process may still hold back what came inside it.
+        """
+        now = time.monotonic()
+        if self._sync_task is None:
+            return False
+        self._sync_quick = True
+        self._ask_again()
+        done = await self._wait_for(lambda: self._synced_as_of >= now or None, timeout)
+        return done is not None
 
     async def _absorb(self, response: dict[str, Any]) -> set[str]:
         """Take in a sync's answer; the rooms it brought news of."""

@@ -181,6 +181,10 @@ class FakeSession:
         queue = self.queues.get(room_id)
         return self._arrive(queue.popleft()) if queue else None
 
+    async def caught_up(self, *, timeout: float) -> bool:
+        self.calls.append(("caught_up", timeout))
+        return True  # what was scripted to arrive is in the queue
+
     def pending_events(self, room_id: str) -> list[Reply]:
         queue = self.queues.get(room_id, deque())
         pending = [self._arrive(item) for item in queue]

@@ -863,8 +863,11 @@ PAUSE = "(a pause over the window's end)"
 
 
 class PausingSession(FakeSession):
-    """A fake whose PAUSE item is a wait that ends late: the homeserver, the network or
-    the tester paused over the window's end, and nothing had come by then."""
+    """A fake whose PAUSE item is a wait that ends ``late``: the homeserver, the network
+    or the tester paused over the window's end, and nothing had come by then. What
+    follows it is what the server had meanwhile (taken in by catching up)."""
+
+    late = 0.3
 
     async def next_event(
         self, room_id: str, *, timeout: float, patience: float = 0.0
@@ -872,7 +875,7 @@ class PausingSession(FakeSession):
         queue = self.queues.get(room_id)
         if queue and queue[0] == PAUSE:
             queue.popleft()
-            await asyncio.sleep(timeout + 0.3)  # the pause itself (not a wait for anything)
+            await asyncio.sleep(timeout + self.late)  # the pause (not a wait for anything)
             return None
         return await super().next_event(room_id, timeout=timeout, patience=patience)
 
@@ -904,6 +907,19 @@ def test_a_reply_held_back_by_a_pause_over_a_settle_window_fails_it() -> None:
     failure = failure_of(result)
     assert failure.reason == "settle: expected nothing for 0.5 s, but a reply came"
     assert failure.received is not None and failure.received.body == "me again"
+
+
+@pytest.mark.usefixtures("short_pauses")
+def test_a_reply_held_back_by_a_pause_ending_just_after_the_window_fails_it() -> None:
+    """Found by a fresh user: a pause ending well under a second after the window's end
+    still hid the reply, which came right after the end was noticed."""
+    late = message("me again")
+    late["origin_server_ts"] = now_ms()
+    session = PausingSession(["pong", PAUSE, late])
+    session.late = 0.0
+    result = run(script("  - send: ping\n    expect: pong\n    settle: 0.5\n"), session)
+    assert failure_of(result).reason == "settle: expected nothing for 0.5 s, but a reply came"
+    assert ("caught_up", pytest.approx(30.0, abs=1)) in session.calls
 
 
 @pytest.mark.usefixtures("short_pauses")
