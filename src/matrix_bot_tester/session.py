@@ -335,7 +335,7 @@ class NioSession:
         # The sync loop's filter: without our own events until something needs them.
         self._stream_filter_query = _as_query_value(_without_sender(STREAM_FILTER, account.user))
         self._sync_polling = False  # the sync loop is waiting for an answer
-        self._sync_refilter = False  # ... and is being stopped to ask again with a new filter
+        self._sync_asking_again = False  # ... and is being stopped to ask again (_ask_again)
         self._sync_quick = False  # the next sync is not a long poll (see caught_up)
         # When the sync request last answered was sent (monotonic): what the server had
         # by then has been taken in.
@@ -713,11 +713,11 @@ class NioSession:
                 status, response = await self._sync_request()
             except asyncio.CancelledError:
                 self._sync_polling = False
-                # Cancelled by _sync_own_events (the filter changed: ask again from the
-                # same point), or the loop itself is being stopped.
+                # Cancelled by _ask_again (a new filter, or a sync without long poll:
+                # ask again from the same point), or the loop itself is being stopped.
                 loop_task = asyncio.current_task()
-                if self._sync_refilter and loop_task is not None and loop_task.uncancel() == 0:
-                    self._sync_refilter = False
+                if self._sync_asking_again and loop_task is not None and loop_task.uncancel() == 0:
+                    self._sync_asking_again = False
                     continue
                 raise
             except (OSError, TimeoutError, ValueError) as exc:
@@ -809,8 +809,8 @@ class NioSession:
     def _ask_again(self) -> None:
         """Stop the sync request under way, if any: the loop asks again at once, from the
         same point (see _sync_forever)."""
-        if self._sync_polling and not self._sync_refilter and self._sync_task is not None:
-            self._sync_refilter = True
+        if self._sync_polling and not self._sync_asking_again and self._sync_task is not None:
+            self._sync_asking_again = True
             self._sync_task.cancel()
 
     async def caught_up(self, *, timeout: float) -> bool:

@@ -24,6 +24,11 @@ def load_error(tmp_path: Path, text: str) -> tuple[InputError, Path]:
     return caught.value, path
 
 
+def url_error(tmp_path: Path, url: str) -> tuple[InputError, Path]:
+    """The error of an account file whose homeserver_url (line 3, column 17) is ``url``."""
+    return load_error(tmp_path, f"user: '@a:x.org'\npassword: {SECRET}\nhomeserver_url: '{url}'\n")
+
+
 def assert_secret_absent(*texts: object) -> None:
     for text in texts:
         assert SECRET not in str(text)
@@ -130,9 +135,7 @@ def test_bad_user_to_test_is_an_error_on_its_line(tmp_path: Path) -> None:
 def test_a_homeserver_url_without_a_host_or_with_no_real_port_is_an_input_error(
     tmp_path: Path, url: str
 ) -> None:
-    error, path = load_error(
-        tmp_path, f"user: '@a:x.org'\npassword: {SECRET}\nhomeserver_url: '{url}'\n"
-    )
+    error, path = url_error(tmp_path, url)
     assert str(error).startswith(
         f"{path}:3:17: homeserver_url: needs a host name and, if any, a port number from 1"
     )
@@ -144,18 +147,14 @@ def test_a_homeserver_url_without_a_host_or_with_no_real_port_is_an_input_error(
 def test_a_homeserver_url_with_a_query_is_refused_without_echoing_it(
     tmp_path: Path, url: str
 ) -> None:
-    error, path = load_error(
-        tmp_path, f"user: '@a:x.org'\npassword: {SECRET}\nhomeserver_url: '{url}'\n"
-    )
+    error, path = url_error(tmp_path, url)
     assert str(error).startswith(f"{path}:3:17: homeserver_url: must not have a query")
     assert "TOKEN42" not in error.one_line()
 
 
 @pytest.mark.parametrize("url", ["localhost:8008", "ftp://x.org", "http://"])
 def test_bad_homeserver_url_is_an_error_on_its_line(tmp_path: Path, url: str) -> None:
-    error, path = load_error(
-        tmp_path, f"user: '@a:x.org'\npassword: {SECRET}\nhomeserver_url: '{url}'\n"
-    )
+    error, path = url_error(tmp_path, url)
     assert str(error).startswith(f"{path}:3:17: homeserver_url: must be an http:// or https://")
 
 
@@ -163,9 +162,7 @@ def test_bad_homeserver_url_is_an_error_on_its_line(tmp_path: Path, url: str) ->
 def test_credentials_in_the_url_are_refused_without_being_shown(
     tmp_path: Path, netloc: str
 ) -> None:
-    error, path = load_error(
-        tmp_path, f"user: '@a:x.org'\npassword: {SECRET}\nhomeserver_url: 'http://{netloc}'\n"
-    )
+    error, path = url_error(tmp_path, f"http://{netloc}")
     assert str(error).startswith(f"{path}:3:17: homeserver_url: must not hold a user name")
     assert "SECRETINURL" not in error.one_line()
 
